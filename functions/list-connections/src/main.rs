@@ -1,0 +1,12 @@
+//! GET /connections — see `nango_connect::handlers::list_connections`.
+
+use nango_connect::bootstrap;
+use nango_connect::handlers::list_connections::ListConnections;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let (aws, env) = bootstrap::start().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let handler = bootstrap::or_exit(ListConnections::from_env(&env, dynamodb));
+    bootstrap::serve(|request| handler.handle(request)).await
+}

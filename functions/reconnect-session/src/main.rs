@@ -1,0 +1,12 @@
+//! POST /sessions/reconnect — see `nango_connect::handlers::reconnect_session`.
+
+use nango_connect::bootstrap;
+use nango_connect::handlers::reconnect_session::ReconnectSession;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let (aws, env) = bootstrap::start().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let handler = bootstrap::or_exit(ReconnectSession::from_env(&env, dynamodb));
+    bootstrap::serve(|request| handler.handle(request)).await
+}

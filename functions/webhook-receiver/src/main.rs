@@ -1,0 +1,12 @@
+//! the webhook function URL (any path) — see `nango_connect::handlers::webhook_receiver`.
+
+use nango_connect::bootstrap;
+use nango_connect::handlers::webhook_receiver::WebhookReceiver;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let (aws, env) = bootstrap::start().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let handler = bootstrap::or_exit(WebhookReceiver::from_env(&env, dynamodb));
+    bootstrap::serve(|request| handler.handle(request)).await
+}

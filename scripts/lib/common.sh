@@ -1,0 +1,107 @@
+# Shared by scripts/dev and scripts/test: where things live, and how to install and start the
+# tools the project needs. Everything installs on first use, into a cache outside the checkout,
+# and is reused after that.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE_DIR="${NANGO_CONNECT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nango-connect}"
+DYNAMODB_LOCAL_VERSION="2.9.30"   # amplify-dynamodb-simulator, which ships DynamoDB Local 1.25.1
+DYNAMODB_LOCAL_DIR="$CACHE_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION"
+VENV_DIR="$CACHE_DIR/venv"
+TABLE_DEFINITION="$REPO_ROOT/infra/dynamodb/connections-table.json"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Amazon's DynamoDB Local, from the npm package that ships its jar (none of its npm dependencies
+# are needed). Java 17 runs it.
+ensure_dynamodb_local() {
+  [ -f "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" ] && return 0
+  command -v java >/dev/null || die "java is required for DynamoDB Local"
+  log "installing DynamoDB Local (npm: amplify-dynamodb-simulator@$DYNAMODB_LOCAL_VERSION)"
+  local tmp; tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "amplify-dynamodb-simulator@$DYNAMODB_LOCAL_VERSION" >/dev/null \
+     && tar xzf "amplify-dynamodb-simulator-$DYNAMODB_LOCAL_VERSION.tgz")
+  mkdir -p "$CACHE_DIR"
+  rm -rf "$DYNAMODB_LOCAL_DIR"
+  mv "$tmp/package/emulator" "$DYNAMODB_LOCAL_DIR"
+  rm -rf "$tmp"
+}
+
+# start_dynamodb_local PORT [DATA_DIR]: in memory without DATA_DIR. Prints the PID.
+start_dynamodb_local() {
+  local port="$1" data="${2:-}" storage=(-inMemory)
+  if [ -n "$data" ]; then mkdir -p "$data"; storage=(-dbPath "$data"); fi
+  java -Djava.library.path="$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" -jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" \
+    -port "$port" "${storage[@]}" -sharedDb -disableTelemetry >"$CACHE_DIR/dynamodb-local-$port.log" 2>&1 &
+  echo $!
+}
+
+# wait_for_http URL SECONDS: until anything answers.
+wait_for_http() {
+  local url="$1" seconds="${2:-30}" i
+  for ((i = 0; i < seconds * 10; i++)); do
+    curl -s -o /dev/null --max-time 1 "$url" && return 0
+    sleep 0.1
+  done
+  die "nothing answered at $url after ${seconds}s"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# dynamodb_call ENDPOINT TARGET JSON: one DynamoDB API call. DynamoDB Local checks only that a
+# credential is named, not the signature.
+dynamodb_call() {
+  curl -s --max-time 10 -X POST "$1" \
+    -H "X-Amz-Target: DynamoDB_20120810.$2" \
+    -H 'Content-Type: application/x-amz-json-1.0' \
+    -H 'Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0' \
+    --data "$3"
+}
+
+# create_table ENDPOINT: the connections table from its one definition, unless it exists.
+create_table() {
+  local endpoint="$1" name
+  name="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["TableName"])' "$TABLE_DEFINITION")"
+  if dynamodb_call "$endpoint" DescribeTable "{\"TableName\":\"$name\"}" | grep -q '"TableStatus"'; then
+    return 0
+  fi
+  dynamodb_call "$endpoint" CreateTable "$(cat "$TABLE_DEFINITION")" | grep -q '"TableDescription"' \
+    || die "could not create table $name at $endpoint"
+}
+
+# The Python tools: SAM CLI, cfn-lint and cargo-lambda (with zig), in one virtual environment.
+ensure_python_tools() {
+  if [ -x "$VENV_DIR/bin/sam" ] && [ -x "$VENV_DIR/bin/cfn-lint" ] && [ -x "$VENV_DIR/bin/cargo-lambda" ]; then
+    return 0
+  fi
+  log "installing aws-sam-cli, cfn-lint and cargo-lambda (PyPI) into $VENV_DIR"
+  python3 -m venv "$VENV_DIR"
+  "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint cargo-lambda
+}
+
+# run_suite NAME COMMAND...: runs a test suite, shows its output, and adds its counts (cargo's
+# "N passed; M failed", node's "# pass N" / "# fail M") to the totals printed by print_totals.
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUITE_LOG="$(mktemp)"
+run_suite() {
+  local name="$1"; shift
+  log "$name"
+  local status=0
+  "$@" 2>&1 | tee "$SUITE_LOG" || status=$?
+  local passed failed
+  passed=$(grep -Eo '(test result: [a-zA-Z]+\. [0-9]+ passed|^# pass [0-9]+)' "$SUITE_LOG" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  failed=$(grep -Eo '([0-9]+ failed;|^# fail [0-9]+)' "$SUITE_LOG" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  TOTAL_PASSED=$((TOTAL_PASSED + ${passed:-0}))
+  TOTAL_FAILED=$((TOTAL_FAILED + ${failed:-0}))
+  [ "$status" -eq 0 ] || { print_totals; die "$name failed"; }
+}
+
+print_totals() {
+  echo "tests: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+}

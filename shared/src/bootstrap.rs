@@ -1,0 +1,143 @@
+//! Cold start: logging, configuration (with secrets from Secrets Manager when deployed) and the
+//! AWS SDK configuration, built once and kept for the life of the sandbox.
+//!
+//! A cold start that cannot configure itself writes one log line naming the variable at fault
+//! (never its value) and exits.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use lambda_http::{Body, Request, Response, service_fn};
+use serde::Deserialize;
+
+use crate::config::{ConfigError, ProcessEnv, Source};
+
+/// Names a Secrets Manager secret holding the secret variables. Deployed, the Nango secret key and
+/// signing keys live there rather than in plain environment variables; locally, the plain
+/// variables are used.
+pub const NANGO_SECRET_ARN: &str = "NANGO_SECRET_ARN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the HTTP client could not be built: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
+/// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), level from
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+pub fn init_tracing() {
+    lambda_http::tracing::init_default_subscriber();
+}
+
+/// The AWS SDK configuration: credentials and region from the Lambda environment, endpoint
+/// overrides from the SDK's own variables (`AWS_ENDPOINT_URL_DYNAMODB`). Tight timeouts, so a
+/// storage outage answers 500 quickly (and Nango retries) instead of hanging the webhook.
+pub async fn aws_config() -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+/// The environment, overlaid with the secret named by `NANGO_SECRET_ARN` when there is one.
+pub struct Environment {
+    secrets: HashMap<String, String>,
+}
+
+impl Source for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        self.secrets
+            .get(name)
+            .cloned()
+            .or_else(|| ProcessEnv.get(name))
+    }
+}
+
+/// The secret's value: a JSON object whose keys are variable names, e.g.
+/// `{"NANGO_SECRET_KEY":"...","NANGO_WEBHOOK_SIGNING_KEY":"..."}`.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct SecretVariables(HashMap<String, String>);
+
+impl Environment {
+    pub async fn load(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        let Some(arn) = ProcessEnv
+            .get(NANGO_SECRET_ARN)
+            .filter(|arn| !arn.trim().is_empty())
+        else {
+            return Ok(Environment {
+                secrets: HashMap::new(),
+            });
+        };
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: NANGO_SECRET_ARN,
+            reason,
+        };
+        let output = aws_sdk_secretsmanager::Client::new(aws)
+            .get_secret_value()
+            .secret_id(arn.trim())
+            .send()
+            .await
+            .map_err(|err| {
+                invalid(format!(
+                    "the secret could not be read: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&err)
+                ))
+            })?;
+        let text = output
+            .secret_string()
+            .ok_or_else(|| invalid("the secret has no string value".to_owned()))?;
+        // serde's message could quote the value; say only what shape was expected.
+        let SecretVariables(secrets) = serde_json::from_str(text).map_err(|_| {
+            invalid("the secret's value is not a JSON object of string values".to_owned())
+        })?;
+        Ok(Environment { secrets })
+    }
+}
+
+/// Everything a cold start needs before it builds its handler: logging, the AWS configuration and
+/// the environment (secrets included).
+pub async fn start() -> (SdkConfig, Environment) {
+    init_tracing();
+    let aws = aws_config().await;
+    let env = or_exit(Environment::load(&aws).await.map_err(InitError::from));
+    (aws, env)
+}
+
+/// Serves invocations until the sandbox is shut down. Handlers answer every request themselves
+/// (errors included), so the runtime never sees an `Err`.
+pub async fn serve<F>(handle: impl Fn(Request) -> F) -> Result<(), lambda_http::Error>
+where
+    F: Future<Output = Response<Body>> + Send,
+{
+    lambda_http::run(service_fn(|request: Request| {
+        let answer = handle(request);
+        async move { Ok::<_, lambda_http::Error>(answer.await) }
+    }))
+    .await
+}
+
+/// The value, or the one log line that says why there is none, then exit.
+pub fn or_exit<T>(result: Result<T, InitError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(err) => {
+            match &err {
+                InitError::Config(config) => {
+                    tracing::error!(variable = config.variable(), error = %err, "cold start failed")
+                }
+                InitError::HttpClient(_) => tracing::error!(error = %err, "cold start failed"),
+            }
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Configuration, read from the environment once per cold start.
+//!
+//! Each function loads only the pieces it uses. A missing or malformed variable is a
+//! [`ConfigError`] naming the variable — never its value, since some of them are secrets.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::nango::IntegrationId;
+
+pub const NANGO_HOST: &str = "NANGO_HOST";
+pub const NANGO_SECRET_KEY: &str = "NANGO_SECRET_KEY";
+pub const NANGO_WEBHOOK_SIGNING_KEY: &str = "NANGO_WEBHOOK_SIGNING_KEY";
+pub const CONNECTIONS_TABLE: &str = "CONNECTIONS_TABLE";
+pub const NANGO_ALLOWED_INTEGRATIONS: &str = "NANGO_ALLOWED_INTEGRATIONS";
+pub const END_USER_ID_CLAIM: &str = "END_USER_ID_CLAIM";
+pub const END_USER_EMAIL_CLAIM: &str = "END_USER_EMAIL_CLAIM";
+pub const END_USER_NAME_CLAIM: &str = "END_USER_NAME_CLAIM";
+pub const ORGANIZATION_ID_CLAIM: &str = "ORGANIZATION_ID_CLAIM";
+
+const DEFAULT_NANGO_HOST: &str = "https://api.nango.dev";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl ConfigError {
+    /// The variable at fault, for the one log line a failed cold start writes.
+    pub fn variable(&self) -> &'static str {
+        match self {
+            ConfigError::Missing(name) | ConfigError::Invalid { name, .. } => name,
+        }
+    }
+}
+
+/// Where the variables come from: the process environment in Lambda, a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<const N: usize> Source for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    }
+}
+
+/// A set variable with surrounding blanks removed; blank counts as unset.
+fn optional(source: &impl Source, name: &'static str) -> Option<String> {
+    source
+        .get(name)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+fn required(source: &impl Source, name: &'static str) -> Result<String, ConfigError> {
+    optional(source, name).ok_or(ConfigError::Missing(name))
+}
+
+/// A comma-separated list, blanks dropped.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// How to reach Nango's API.
+#[derive(Debug, Clone)]
+pub struct NangoConfig {
+    /// Base URL without a trailing slash.
+    pub host: String,
+    pub secret_key: SecretString,
+    pub timeouts: NangoTimeouts,
+}
+
+/// Bounds on every call to Nango. The API functions run with a 15 s Lambda timeout, so the whole
+/// budget (all attempts and waits) stays well under it.
+#[derive(Debug, Clone, Copy)]
+pub struct NangoTimeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub budget: Duration,
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+}
+
+impl Default for NangoTimeouts {
+    fn default() -> Self {
+        NangoTimeouts {
+            connect: Duration::from_secs(2),
+            attempt: Duration::from_secs(5),
+            budget: Duration::from_secs(9),
+            max_attempts: 4,
+            first_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+impl NangoConfig {
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        let host = optional(source, NANGO_HOST).unwrap_or_else(|| DEFAULT_NANGO_HOST.to_owned());
+        if !(host.starts_with("https://") || host.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: NANGO_HOST,
+                reason: "must be an http(s) URL".to_owned(),
+            });
+        }
+        Ok(NangoConfig {
+            host: host.trim_end_matches('/').to_owned(),
+            secret_key: required(source, NANGO_SECRET_KEY)?.into(),
+            timeouts: NangoTimeouts::default(),
+        })
+    }
+}
+
+/// The keys a webhook may be signed with: during a rotation, the old and the new one.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub signing_keys: Vec<SecretString>,
+}
+
+impl WebhookConfig {
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        let value = required(source, NANGO_WEBHOOK_SIGNING_KEY)?;
+        Ok(WebhookConfig {
+            signing_keys: list(&value).map(|key| key.to_owned().into()).collect(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub table: String,
+}
+
+impl StoreConfig {
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(StoreConfig {
+            table: required(source, CONNECTIONS_TABLE)?,
+        })
+    }
+}
+
+/// Which JWT claims name the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    pub end_user_id: String,
+    pub end_user_email: String,
+    pub end_user_name: String,
+    pub organization_id: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        ClaimNames {
+            end_user_id: "sub".to_owned(),
+            end_user_email: "email".to_owned(),
+            end_user_name: "name".to_owned(),
+            organization_id: "org_id".to_owned(),
+        }
+    }
+}
+
+impl ClaimNames {
+    pub fn from_source(source: &impl Source) -> Self {
+        let defaults = ClaimNames::default();
+        let pick = |name, default| optional(source, name).unwrap_or(default);
+        ClaimNames {
+            end_user_id: pick(END_USER_ID_CLAIM, defaults.end_user_id),
+            end_user_email: pick(END_USER_EMAIL_CLAIM, defaults.end_user_email),
+            end_user_name: pick(END_USER_NAME_CLAIM, defaults.end_user_name),
+            organization_id: pick(ORGANIZATION_ID_CLAIM, defaults.organization_id),
+        }
+    }
+}
+
+/// The integrations a client may ask a session for. `None`: no restriction of ours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedIntegrations(pub Option<BTreeSet<IntegrationId>>);
+
+impl AllowedIntegrations {
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        let Some(value) = optional(source, NANGO_ALLOWED_INTEGRATIONS) else {
+            return Ok(AllowedIntegrations(None));
+        };
+        let ids = list(&value)
+            .map(|id| {
+                IntegrationId::parse(id).map_err(|reason| ConfigError::Invalid {
+                    name: NANGO_ALLOWED_INTEGRATIONS,
+                    reason: reason.to_owned(),
+                })
+            })
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        if ids.is_empty() {
+            return Ok(AllowedIntegrations(None));
+        }
+        Ok(AllowedIntegrations(Some(ids)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn nango_host_defaults_to_nango_cloud_and_loses_its_trailing_slash() {
+        let config = NangoConfig::from_source(&[(NANGO_SECRET_KEY, "k")]).unwrap();
+        assert_eq!(config.host, "https://api.nango.dev");
+        let config = NangoConfig::from_source(&[
+            (NANGO_SECRET_KEY, "k"),
+            (NANGO_HOST, "http://127.0.0.1:3003/"),
+        ])
+        .unwrap();
+        assert_eq!(config.host, "http://127.0.0.1:3003");
+    }
+
+    #[test]
+    fn missing_secret_key_names_the_variable() {
+        let err =
+            NangoConfig::from_source(&[(NANGO_HOST, "https://nango.example.com")]).unwrap_err();
+        assert_eq!(err.variable(), NANGO_SECRET_KEY);
+        assert!(err.to_string().contains(NANGO_SECRET_KEY));
+    }
+
+    #[test]
+    fn malformed_host_is_rejected_without_echoing_secrets() {
+        let err = NangoConfig::from_source(&[
+            (NANGO_SECRET_KEY, "super-secret-value"),
+            (NANGO_HOST, "nango.example.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable(), NANGO_HOST);
+        assert!(!err.to_string().contains("super-secret-value"));
+        let debug = format!(
+            "{:?}",
+            NangoConfig::from_source(&[(NANGO_SECRET_KEY, "super-secret-value")])
+        );
+        assert!(!debug.contains("super-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn signing_keys_accept_a_rotation_list() {
+        let config =
+            WebhookConfig::from_source(&[(NANGO_WEBHOOK_SIGNING_KEY, " old-key , new-key ,")])
+                .unwrap();
+        let keys: Vec<_> = config
+            .signing_keys
+            .iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect();
+        assert_eq!(keys, ["old-key", "new-key"]);
+        let err = WebhookConfig::from_source(&[(NANGO_WEBHOOK_SIGNING_KEY, "  ")]).unwrap_err();
+        assert_eq!(err.variable(), NANGO_WEBHOOK_SIGNING_KEY);
+    }
+
+    #[test]
+    fn claim_names_default_and_override() {
+        assert_eq!(ClaimNames::from_source(&[]), ClaimNames::default());
+        let names = ClaimNames::from_source(&[(ORGANIZATION_ID_CLAIM, "custom:org")]);
+        assert_eq!(names.organization_id, "custom:org");
+        assert_eq!(names.end_user_id, "sub");
+    }
+
+    #[test]
+    fn allowed_integrations_parse_as_a_set() {
+        assert_eq!(
+            AllowedIntegrations::from_source(&[]).unwrap(),
+            AllowedIntegrations(None)
+        );
+        let allowed = AllowedIntegrations::from_source(&[(
+            NANGO_ALLOWED_INTEGRATIONS,
+            "github, linear,github",
+        )])
+        .unwrap();
+        let ids: Vec<_> = allowed
+            .0
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
+        assert_eq!(ids, ["github", "linear"]);
+    }
+}

@@ -1,0 +1,89 @@
+//! `POST /sessions`: a Connect session token for the caller, tagged with who they are.
+
+use std::collections::BTreeSet;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+use super::SessionResponse;
+use crate::bootstrap::InitError;
+use crate::config::{AllowedIntegrations, ClaimNames, NangoConfig, Source};
+use crate::http::{self, ApiError};
+use crate::identity::Identity;
+use crate::nango::{IntegrationId, NangoClient};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateSessionRequest {
+    #[serde(default)]
+    allowed_integrations: Option<Vec<IntegrationId>>,
+}
+
+pub struct CreateSession {
+    nango: NangoClient,
+    claims: ClaimNames,
+    allowed: AllowedIntegrations,
+}
+
+impl CreateSession {
+    pub fn new(nango: NangoClient, claims: ClaimNames, allowed: AllowedIntegrations) -> Self {
+        CreateSession {
+            nango,
+            claims,
+            allowed,
+        }
+    }
+
+    pub fn from_env(source: &impl Source) -> Result<Self, InitError> {
+        Ok(CreateSession::new(
+            NangoClient::new(&NangoConfig::from_source(source)?)?,
+            ClaimNames::from_source(source),
+            AllowedIntegrations::from_source(source)?,
+        ))
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        self.create(request)
+            .await
+            .unwrap_or_else(ApiError::into_response)
+    }
+
+    async fn create(&self, request: Request) -> Result<Response<Body>, ApiError> {
+        let body = http::api_body(&request, Method::POST, "POST")?;
+        let identity = Identity::from_request(&request, &self.claims)?;
+        let asked = http::parse_json::<CreateSessionRequest>(body)?
+            .and_then(|body| body.allowed_integrations)
+            .filter(|ids| !ids.is_empty());
+        let integrations = self.integrations_for(asked)?;
+        let session = self
+            .nango
+            .create_session(&identity.tags(), integrations.as_deref())
+            .await?;
+        tracing::info!(end_user_id = %identity.end_user_id, "connect session created");
+        Ok(http::json(
+            StatusCode::CREATED,
+            &SessionResponse::from(session),
+        ))
+    }
+
+    /// What the session may offer: what was asked, if all of it is allowed; otherwise everything
+    /// allowed. An empty list would mean "all integrations" to Nango, so it counts as not asking.
+    fn integrations_for(
+        &self,
+        asked: Option<Vec<IntegrationId>>,
+    ) -> Result<Option<Vec<IntegrationId>>, ApiError> {
+        let asked = asked.map(|ids| ids.into_iter().collect::<BTreeSet<_>>());
+        match (asked, &self.allowed.0) {
+            (Some(asked), Some(allowed)) => {
+                if let Some(refused) = asked.iter().find(|id| !allowed.contains(*id)) {
+                    return Err(ApiError::IntegrationNotAllowed(refused.to_string()));
+                }
+                Ok(Some(asked.into_iter().collect()))
+            }
+            (Some(asked), None) => Ok(Some(asked.into_iter().collect())),
+            (None, Some(allowed)) => Ok(Some(allowed.iter().cloned().collect())),
+            (None, None) => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The function URL Nango POSTs its webhooks to (any path).
+//!
+//! Order matters: size, then signature over the raw bytes, then parsing. Only a storage failure
+//! answers 5xx, the one answer Nango retries.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::bootstrap::InitError;
+use crate::config::{Source, StoreConfig, WebhookConfig};
+use crate::http::{self, WEBHOOK_BODY_LIMIT, WebhookError};
+use crate::store::{ConnectionStore, Recorded};
+use crate::webhook::{self, Notice, SIGNATURE_HEADER};
+
+#[derive(Serialize)]
+struct Acknowledgement {
+    result: &'static str,
+}
+
+pub struct WebhookReceiver {
+    signing_keys: Vec<SecretString>,
+    store: ConnectionStore,
+}
+
+impl WebhookReceiver {
+    pub fn new(signing_keys: Vec<SecretString>, store: ConnectionStore) -> Self {
+        WebhookReceiver {
+            signing_keys,
+            store,
+        }
+    }
+
+    pub fn from_env(
+        source: &impl Source,
+        dynamodb: aws_sdk_dynamodb::Client,
+    ) -> Result<Self, InitError> {
+        Ok(WebhookReceiver::new(
+            WebhookConfig::from_source(source)?.signing_keys,
+            ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
+        ))
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        match self.receive(request).await {
+            Ok(result) => http::json(StatusCode::OK, &Acknowledgement { result }),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn receive(&self, request: Request) -> Result<&'static str, WebhookError> {
+        if request.method() != Method::POST {
+            return Err(WebhookError::MethodNotAllowed);
+        }
+        let body = http::body_within(&request, WEBHOOK_BODY_LIMIT)
+            .map_err(WebhookError::PayloadTooLarge)?;
+        let signature = request
+            .headers()
+            .get(SIGNATURE_HEADER)
+            .map(|v| v.as_bytes());
+        webhook::verify(signature, body, &self.signing_keys)?;
+        match webhook::parse(body)? {
+            Notice::Connection(event) => {
+                let recorded = self.store.record(&event).await?;
+                tracing::info!(
+                    connection_id = %event.connection_id,
+                    integration_id = %event.integration_id,
+                    change = ?event.change,
+                    recorded = ?recorded,
+                    "auth webhook"
+                );
+                Ok(match recorded {
+                    Recorded::Written(_) => "stored",
+                    Recorded::Unchanged => "unchanged",
+                })
+            }
+            Notice::FailedCreation(failed) => {
+                tracing::warn!(
+                    connection_id = %failed.connection_id,
+                    integration_id = %failed.integration_id,
+                    provider = failed.provider.as_deref().unwrap_or(""),
+                    environment = failed.environment.as_deref().unwrap_or(""),
+                    error_type = %failed.error.kind,
+                    error_description = %failed.error.description,
+                    "a user's authorization failed; no connection was created"
+                );
+                Ok("logged")
+            }
+            Notice::Ignored { kind, operation } => {
+                tracing::debug!(kind, operation, "webhook ignored");
+                Ok("ignored")
+            }
+        }
+    }
+}

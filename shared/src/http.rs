@@ -1,0 +1,319 @@
+//! Requests in, responses out: body limits, JSON parsing, and the one place where errors become
+//! HTTP answers.
+//!
+//! Every error answer is `{"error":{"code":"<stable code>","message":"..."}}`. Messages are ours:
+//! internal causes (Nango's answer, DynamoDB's error) go to the log, never to the caller, and no
+//! secret ever reaches either.
+
+use lambda_http::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::identity::IdentityError;
+use crate::nango::NangoError;
+use crate::store::StoreError;
+use crate::webhook::{PayloadError, SignatureError};
+
+/// The largest body our API accepts; its requests are a few dozen bytes.
+pub const API_BODY_LIMIT: usize = 16 * 1024;
+/// The largest webhook body accepted; Nango's auth webhooks are under 2 KB.
+pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Errors of the HTTP API (API Gateway routes).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is invalid: {0}")]
+    InvalidBody(String),
+    #[error("integration {0} is not allowed")]
+    IntegrationNotAllowed(String),
+    #[error(transparent)]
+    Unauthenticated(#[from] IdentityError),
+    #[error("no such connection for this caller")]
+    ConnectionNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error(transparent)]
+    Nango(#[from] NangoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors of the webhook receiver (a function URL). Only these answers can make Nango retry:
+/// a 5xx; every 4xx is final for Nango.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    /// With `nango_rejected`: Nango's own error code, e.g. `invalid_body`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nango_code: Option<&'a str>,
+}
+
+/// One error answer, before it becomes a response.
+struct Problem<'a> {
+    status: StatusCode,
+    code: &'a str,
+    message: String,
+    nango_code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn into_response(self) -> Response<Body> {
+        let problem = self.problem();
+        log(problem.status, &self);
+        let mut response = problem.into_response();
+        match &self {
+            ApiError::MethodNotAllowed { allow } => {
+                response
+                    .headers_mut()
+                    .insert(ALLOW, allow.parse().expect("a method list"));
+            }
+            ApiError::Nango(NangoError::Unavailable {
+                retry_after: Some(wait),
+                ..
+            }) => {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, wait.as_secs().into());
+            }
+            _ => {}
+        }
+        response
+    }
+
+    fn problem(&self) -> Problem<'_> {
+        use ApiError::*;
+        let (status, code, message) = match self {
+            // The caller's own input: telling them what is wrong with it is safe and useful.
+            InvalidBody(detail) => {
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("The request body is invalid: {detail}"),
+                );
+            }
+            IntegrationNotAllowed(id) => {
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "integration_not_allowed",
+                    format!("Integration '{id}' is not allowed."),
+                );
+            }
+            Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "The caller could not be identified.",
+            ),
+            ConnectionNotFound => (
+                StatusCode::NOT_FOUND,
+                "connection_not_found",
+                "No such connection.",
+            ),
+            MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This method is not allowed here.",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ),
+            Nango(NangoError::Rejected { code, errors, .. }) => {
+                // Nango checks that each allowed integration exists; that one the caller can fix.
+                let about_integrations = errors.iter().any(|e| {
+                    e.path.first().and_then(|p| p.as_str()) == Some("allowed_integrations")
+                });
+                if about_integrations {
+                    return Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "integration_not_allowed",
+                        "An integration asked for does not exist in Nango.",
+                    )
+                    .with_nango_code(code);
+                }
+                return Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "nango_rejected",
+                    "Nango refused the request.",
+                )
+                .with_nango_code(code);
+            }
+            Nango(NangoError::InvalidResponse(_)) => (
+                StatusCode::BAD_GATEWAY,
+                "nango_invalid_response",
+                "Nango sent an answer that could not be read.",
+            ),
+            Nango(NangoError::Unavailable { .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "nango_unavailable",
+                "Nango is unavailable; try again shortly.",
+            ),
+            Nango(NangoError::Timeout) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "nango_timeout",
+                "Nango did not answer in time.",
+            ),
+            Store(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_error",
+                "The connection store is unavailable.",
+            ),
+        };
+        Problem::new(status, code, message)
+    }
+}
+
+impl WebhookError {
+    pub fn into_response(self) -> Response<Body> {
+        use WebhookError::*;
+        let (status, code, message) = match &self {
+            Signature(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "The webhook signature is missing or wrong.",
+            ),
+            Payload(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_payload",
+                "The body is not a Nango webhook.",
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Webhooks are POSTed.",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The body is too large.",
+            ),
+            Store(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_error",
+                "The webhook could not be stored; retry.",
+            ),
+        };
+        log(status, &self);
+        let mut response = Problem::new(status, code, message).into_response();
+        if matches!(self, MethodNotAllowed) {
+            response
+                .headers_mut()
+                .insert(ALLOW, "POST".parse().expect("a method"));
+        }
+        response
+    }
+}
+
+impl<'a> Problem<'a> {
+    fn new(status: StatusCode, code: &'a str, message: impl Into<String>) -> Self {
+        Problem {
+            status,
+            code,
+            message: message.into(),
+            nango_code: None,
+        }
+    }
+
+    fn with_nango_code(mut self, code: &'a str) -> Self {
+        self.nango_code = Some(code);
+        self
+    }
+
+    fn into_response(self) -> Response<Body> {
+        json(
+            self.status,
+            &ErrorEnvelope {
+                error: ErrorBody {
+                    code: self.code,
+                    message: &self.message,
+                    nango_code: self.nango_code,
+                },
+            },
+        )
+    }
+}
+
+/// Server faults are errors to look into; client faults are the caller's business.
+fn log(status: StatusCode, error: &dyn std::error::Error) {
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), error = %error, "request failed");
+    } else {
+        tracing::info!(status = status.as_u16(), error = %error, "request refused");
+    }
+}
+
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_string(body).expect("our response types serialize");
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        "application/json".parse().expect("a content type"),
+    );
+    response
+}
+
+/// The body, if no larger than `limit`. The declared length is checked first, so an oversized
+/// body is refused before anything looks at it.
+pub fn body_within(request: &Request, limit: usize) -> Result<&[u8], usize> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(limit);
+    }
+    let body: &[u8] = request.body().as_ref();
+    if body.len() > limit {
+        return Err(limit);
+    }
+    Ok(body)
+}
+
+/// Checks the method and the body size of an API request, and returns the body.
+pub fn api_body<'r>(
+    request: &'r Request,
+    method: Method,
+    allow: &'static str,
+) -> Result<&'r [u8], ApiError> {
+    if request.method() != method {
+        return Err(ApiError::MethodNotAllowed { allow });
+    }
+    body_within(request, API_BODY_LIMIT).map_err(ApiError::PayloadTooLarge)
+}
+
+/// A JSON body of type `T`; an empty body is `None`.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|err| ApiError::InvalidBody(err.to_string()))
+}

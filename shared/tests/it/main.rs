@@ -1,0 +1,11 @@
+//! Integration tests: the handlers against DynamoDB Local and a wiremock Nango, driven with
+//! recorded Lambda events. Run through `scripts/test`, which starts DynamoDB Local.
+
+// Test helpers panic on purpose: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod list;
+mod reconnect;
+mod sessions;
+mod support;
+mod webhooks;

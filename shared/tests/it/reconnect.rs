@@ -1,0 +1,245 @@
+//! `POST /sessions/reconnect`: only for the caller's connections, always with their full tags.
+
+use nango_connect::store::ConnectionStore;
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::*;
+
+fn session_created() -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(json!({
+        "data": {
+            "token": "nango_connect_session_reconnect",
+            "connect_link": "https://connect.nango.dev/?session_token=nango_connect_session_reconnect",
+            "expires_at": "2026-11-26T18:35:00.000Z"
+        }
+    }))
+}
+
+/// A store holding one connection owned by user-42 of org-7, as its creation webhook left it.
+async fn store_with_connection(tags: serde_json::Value) -> ConnectionStore {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    let answer = answer(
+        receiver
+            .handle(signed_webhook(&auth_webhook(
+                "creation",
+                true,
+                Some(tags),
+                None,
+            )))
+            .await,
+    );
+    assert_eq!(answer.status, 200);
+    store
+}
+
+fn reconnect_as(end_user_id: &str, organization_id: Option<&str>) -> lambda_http::Request {
+    Event::from(POST_RECONNECT)
+        .claims(Some(claims(end_user_id, organization_id)))
+        .request()
+}
+
+#[tokio::test]
+async fn owner_gets_a_session_carrying_the_full_stored_tags() {
+    let nango = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/connect/sessions/reconnect"))
+        .and(header(
+            "authorization",
+            format!("Bearer {SECRET_KEY}").as_str(),
+        ))
+        .and(body_json(json!({
+            "connection_id": CONNECTION_ID,
+            "integration_id": "exa-peer",
+            "tags": owner_tags()
+        })))
+        .respond_with(session_created())
+        .expect(1)
+        .mount(&nango)
+        .await;
+    let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
+
+    let answer = answer(handler.handle(reconnect_as("user-42", None)).await);
+
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(
+        answer.body["sessionToken"],
+        "nango_connect_session_reconnect"
+    );
+    assert_eq!(answer.body["expiresAt"], "2026-11-26T18:35:00.000Z");
+}
+
+#[tokio::test]
+async fn tags_survive_an_empty_tag_override_and_are_sent_again() {
+    let nango = MockServer::start().await;
+    Mock::given(path("/connect/sessions/reconnect"))
+        .and(body_json(json!({
+            "connection_id": CONNECTION_ID,
+            "integration_id": "exa-peer",
+            "tags": owner_tags()
+        })))
+        .respond_with(session_created())
+        .expect(1)
+        .mount(&nango)
+        .await;
+    let store = store_with_connection(owner_tags()).await;
+    webhook_receiver(store.clone())
+        .handle(signed_webhook(&auth_webhook(
+            "override",
+            true,
+            Some(json!({})),
+            None,
+        )))
+        .await;
+    let answer = answer(
+        reconnect_session(&nango.uri(), store)
+            .handle(reconnect_as("user-42", None))
+            .await,
+    );
+    assert_eq!(answer.status, 201, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn a_member_of_the_owning_organization_may_reconnect() {
+    let nango = MockServer::start().await;
+    Mock::given(path("/connect/sessions/reconnect"))
+        .respond_with(session_created())
+        .expect(1)
+        .mount(&nango)
+        .await;
+    let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
+    let answer = answer(
+        handler
+            .handle(reconnect_as("colleague-1", Some("org-7")))
+            .await,
+    );
+    assert_eq!(answer.status, 201, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn reconnect_for_someone_elses_connection_is_404_like_an_unknown_one() {
+    let nango = MockServer::start().await;
+    Mock::given(path("/connect/sessions/reconnect"))
+        .respond_with(session_created())
+        .expect(0)
+        .mount(&nango)
+        .await;
+    let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
+
+    let stranger = answer(
+        handler
+            .handle(reconnect_as("mallory", Some("org-666")))
+            .await,
+    );
+    let unknown = answer(
+        handler
+            .handle(
+                Event::from(POST_RECONNECT)
+                    .body(r#"{"connectionId":"00000000-0000-4000-8000-000000000000"}"#)
+                    .request(),
+            )
+            .await,
+    );
+
+    assert_eq!(stranger.status, 404);
+    assert_eq!(stranger.error_code(), "connection_not_found");
+    assert_eq!(
+        stranger.body, unknown.body,
+        "the same answer: existence is not revealed"
+    );
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn deleted_connection_is_404() {
+    let nango = MockServer::start().await;
+    Mock::given(path("/connect/sessions/reconnect"))
+        .respond_with(session_created())
+        .expect(0)
+        .mount(&nango)
+        .await;
+    let store = store_with_connection(owner_tags()).await;
+    webhook_receiver(store.clone())
+        .handle(signed_webhook(&auth_webhook(
+            "deletion",
+            true,
+            Some(owner_tags()),
+            None,
+        )))
+        .await;
+    let answer = answer(
+        reconnect_session(&nango.uri(), store)
+            .handle(reconnect_as("user-42", None))
+            .await,
+    );
+    assert_eq!(answer.status, 404);
+}
+
+#[tokio::test]
+async fn missing_or_malformed_body_is_400() {
+    let nango = MockServer::start().await;
+    Mock::given(path("/connect/sessions/reconnect"))
+        .respond_with(session_created())
+        .expect(0)
+        .mount(&nango)
+        .await;
+    let handler = reconnect_session(&nango.uri(), store().await);
+    let requests = [
+        Event::from(POST_RECONNECT).no_body().request(),
+        Event::from(POST_RECONNECT).body("{}").request(),
+        Event::from(POST_RECONNECT)
+            .body(r#"{"connectionId":""}"#)
+            .request(),
+        Event::from(POST_RECONNECT)
+            .body(r#"{"connectionId":42}"#)
+            .request(),
+        Event::from(POST_RECONNECT)
+            .body(r#"{"connectionId":"c","tags":{"end_user_id":"me"}}"#)
+            .request(),
+    ];
+    for request in requests {
+        let answer = answer(handler.handle(request).await);
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(answer.error_code(), "invalid_body");
+    }
+}
+
+#[tokio::test]
+async fn no_identity_is_401() {
+    let handler = reconnect_session("http://127.0.0.1:1", store().await);
+    let answer = answer(
+        handler
+            .handle(Event::from(POST_RECONNECT).claims(None).request())
+            .await,
+    );
+    assert_eq!(answer.status, 401);
+}
+
+#[tokio::test]
+async fn connection_gone_from_nango_is_502_with_nangos_code() {
+    let nango = MockServer::start().await;
+    Mock::given(path("/connect/sessions/reconnect"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "code": "invalid_body",
+            "message": "ConnectionID or IntegrationId does not exists"
+        }})))
+        .mount(&nango)
+        .await;
+    let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
+    let answer = answer(handler.handle(reconnect_as("user-42", None)).await);
+    assert_eq!(answer.status, 502);
+    assert_eq!(answer.body["error"]["nangoCode"], "invalid_body");
+}
+
+#[tokio::test]
+async fn storage_down_is_500() {
+    let handler = reconnect_session(
+        "http://127.0.0.1:1",
+        ConnectionStore::new(unreachable_dynamodb(), "t"),
+    );
+    let answer = answer(handler.handle(reconnect_as("user-42", None)).await);
+    assert_eq!(answer.status, 500);
+    assert_eq!(answer.error_code(), "storage_error");
+}

@@ -1,0 +1,280 @@
+//! Test harness: real DynamoDB (DynamoDB Local, started by `scripts/test`), Nango faked over real
+//! HTTP with wiremock, and handlers driven with recorded API Gateway / function URL events.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use lambda_http::{Body, Request, Response};
+use nango_connect::config::{AllowedIntegrations, ClaimNames, NangoConfig, NangoTimeouts};
+use nango_connect::handlers::create_session::CreateSession;
+use nango_connect::handlers::list_connections::ListConnections;
+use nango_connect::handlers::reconnect_session::ReconnectSession;
+use nango_connect::handlers::webhook_receiver::WebhookReceiver;
+use nango_connect::nango::NangoClient;
+use nango_connect::store::ConnectionStore;
+use nango_connect::webhook::signature;
+use serde_json::{Value, json};
+
+pub const SECRET_KEY: &str = "6c1b4e2a-9f3d-4a7e-8b5c-2d0e1f3a4b5c";
+pub const SIGNING_KEY: &str = "webhook-signing-key";
+pub const CONNECTION_ID: &str = "a2968dec-61fa-4a65-8b14-60bb4a851878";
+
+pub const POST_SESSIONS: &str = include_str!("../fixtures/apigw-v2-post-sessions.json");
+pub const POST_RECONNECT: &str = include_str!("../fixtures/apigw-v2-post-sessions-reconnect.json");
+pub const GET_CONNECTIONS: &str = include_str!("../fixtures/apigw-v2-get-connections.json");
+pub const WEBHOOK: &str = include_str!("../fixtures/function-url-webhook.json");
+const TABLE_DEFINITION: &str = include_str!("../../../infra/dynamodb/connections-table.json");
+
+/// Where `scripts/test` started DynamoDB Local. Integration tests need it: they fail, never skip.
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect(
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test, which starts DynamoDB Local",
+    )
+}
+
+pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A client for a DynamoDB that is not there: nothing listens on port 1.
+pub fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
+    dynamodb_client("http://127.0.0.1:1")
+}
+
+/// A new, empty table made from `infra/dynamodb/connections-table.json`, so the tests prove the
+/// code and the table definition agree.
+pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "connections-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut definition: Value = serde_json::from_str(TABLE_DEFINITION).expect("table JSON");
+    definition["TableName"] = json!(name);
+    // The definition is CreateTable's own JSON input, so it goes to DynamoDB as it is.
+    let endpoint = dynamodb_endpoint();
+    let response = reqwest::Client::new()
+        .post(&endpoint)
+        .header("X-Amz-Target", "DynamoDB_20120810.CreateTable")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(definition.to_string())
+        .send()
+        .await
+        .expect("DynamoDB Local answers");
+    assert!(
+        response.status().is_success(),
+        "CreateTable failed: {}",
+        response.text().await.unwrap_or_default()
+    );
+    (dynamodb_client(&endpoint), name)
+}
+
+pub async fn store() -> ConnectionStore {
+    let (client, table) = fresh_table().await;
+    ConnectionStore::new(client, table)
+}
+
+/// Short bounds so that timeout and retry tests take a second, not ten.
+pub fn fast_timeouts() -> NangoTimeouts {
+    NangoTimeouts {
+        connect: Duration::from_millis(200),
+        attempt: Duration::from_millis(400),
+        budget: Duration::from_millis(1500),
+        max_attempts: 4,
+        first_backoff: Duration::from_millis(20),
+    }
+}
+
+pub fn nango_client(host: &str) -> NangoClient {
+    let mut config =
+        NangoConfig::from_source(&[("NANGO_HOST", host), ("NANGO_SECRET_KEY", SECRET_KEY)])
+            .expect("valid config");
+    config.timeouts = fast_timeouts();
+    NangoClient::new(&config).expect("client")
+}
+
+pub fn create_session(nango_host: &str, allowed: Option<&str>) -> CreateSession {
+    let allowed = match allowed {
+        Some(list) => AllowedIntegrations::from_source(&[("NANGO_ALLOWED_INTEGRATIONS", list)]),
+        None => AllowedIntegrations::from_source(&[]),
+    };
+    CreateSession::new(
+        nango_client(nango_host),
+        ClaimNames::default(),
+        allowed.expect("valid list"),
+    )
+}
+
+pub fn reconnect_session(nango_host: &str, store: ConnectionStore) -> ReconnectSession {
+    ReconnectSession::new(nango_client(nango_host), store, ClaimNames::default())
+}
+
+pub fn list_connections(store: ConnectionStore) -> ListConnections {
+    ListConnections::new(store, ClaimNames::default())
+}
+
+pub fn webhook_receiver(store: ConnectionStore) -> WebhookReceiver {
+    WebhookReceiver::new(vec![SIGNING_KEY.into()], store)
+}
+
+/// A recorded event, edited before it becomes a request.
+pub struct Event(Value);
+
+impl Event {
+    pub fn from(fixture: &str) -> Self {
+        Event(serde_json::from_str(fixture).expect("fixture is JSON"))
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.0["body"] = json!(body);
+        self.0["isBase64Encoded"] = json!(false);
+        self.0["headers"]["content-length"] = json!(body.len().to_string());
+        self
+    }
+
+    pub fn no_body(mut self) -> Self {
+        if let Some(event) = self.0.as_object_mut() {
+            event.remove("body");
+        }
+        if let Some(headers) = self.0["headers"].as_object_mut() {
+            headers.remove("content-length");
+        }
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.0["headers"][name] = json!(value);
+        self
+    }
+
+    pub fn without_header(mut self, name: &str) -> Self {
+        if let Some(headers) = self.0["headers"].as_object_mut() {
+            headers.remove(name);
+        }
+        self
+    }
+
+    pub fn method(mut self, method: &str) -> Self {
+        self.0["requestContext"]["http"]["method"] = json!(method);
+        self
+    }
+
+    /// Replaces the verified JWT claims; `None` removes the authorizer entirely.
+    pub fn claims(mut self, claims: Option<Value>) -> Self {
+        match claims {
+            Some(claims) => self.0["requestContext"]["authorizer"]["jwt"]["claims"] = claims,
+            None => {
+                if let Some(context) = self.0["requestContext"].as_object_mut() {
+                    context.remove("authorizer");
+                }
+            }
+        }
+        self
+    }
+
+    pub fn raw(&self) -> &Value {
+        &self.0
+    }
+
+    pub fn request(&self) -> Request {
+        lambda_http::request::from_str(&self.0.to_string()).expect("a valid Lambda HTTP event")
+    }
+}
+
+/// A webhook event whose `X-Nango-Hmac-Sha256` is right for `body`.
+pub fn signed_webhook(body: &str) -> Request {
+    Event::from(WEBHOOK)
+        .body(body)
+        .header("X-Nango-Hmac-Sha256", &sign(body))
+        .request()
+}
+
+pub fn sign(body: &str) -> String {
+    hex::encode(signature::sign(SIGNING_KEY.as_bytes(), body.as_bytes()))
+}
+
+pub fn claims(end_user_id: &str, organization_id: Option<&str>) -> Value {
+    let mut claims = json!({
+        "sub": end_user_id,
+        "iss": "https://issuer.example.com",
+        "aud": "app-client-id",
+    });
+    if let Some(organization_id) = organization_id {
+        claims["org_id"] = json!(organization_id);
+    }
+    claims
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub response: Response<Body>,
+}
+
+pub fn answer(response: Response<Body>) -> Answer {
+    let body: &[u8] = response.body().as_ref();
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).expect("every answer is JSON")
+    };
+    Answer {
+        status: response.status().as_u16(),
+        body,
+        response,
+    }
+}
+
+impl Answer {
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+/// An auth webhook body in Nango's form: compact JSON.
+pub fn auth_webhook(
+    operation: &str,
+    success: bool,
+    tags: Option<Value>,
+    error: Option<(&str, &str)>,
+) -> String {
+    let mut body = json!({
+        "authMode": "API_KEY",
+        "connectionId": CONNECTION_ID,
+        "environment": "dev",
+        "from": "nango",
+        "operation": operation,
+        "provider": "exa",
+        "providerConfigKey": "exa-peer",
+        "success": success,
+        "type": "auth",
+    });
+    if let Some(tags) = tags {
+        body["tags"] = tags;
+    }
+    if let Some((kind, description)) = error {
+        body["error"] = json!({"description": description, "type": kind});
+    }
+    body.to_string()
+}
+
+pub fn owner_tags() -> Value {
+    json!({
+        "end_user_display_name": "Alice Example",
+        "end_user_email": "alice@example.com",
+        "end_user_id": "user-42",
+        "organization_id": "org-7",
+    })
+}
