@@ -29,13 +29,15 @@ ensure_dynamodb_local() {
   rm -rf "$tmp"
 }
 
-# start_dynamodb_local PORT [DATA_DIR]: in memory without DATA_DIR. Prints the PID.
+# start_dynamodb_local PORT [DATA_DIR]: in memory without DATA_DIR. Sets DYNAMODB_PID.
 start_dynamodb_local() {
   local port="$1" data="${2:-}" storage=(-inMemory)
   if [ -n "$data" ]; then mkdir -p "$data"; storage=(-dbPath "$data"); fi
-  java -Djava.library.path="$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" -jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" \
-    -port "$port" "${storage[@]}" -sharedDb -disableTelemetry >"$CACHE_DIR/dynamodb-local-$port.log" 2>&1 &
-  echo $!
+  # Run from the cache: DynamoDB Local writes a metadata file into its working directory.
+  (cd "$CACHE_DIR" && exec java -Djava.library.path="$DYNAMODB_LOCAL_DIR/DynamoDBLocal_lib" \
+    -jar "$DYNAMODB_LOCAL_DIR/DynamoDBLocal.jar" -port "$port" "${storage[@]}" -sharedDb -disableTelemetry \
+    >"$CACHE_DIR/dynamodb-local-$port.log" 2>&1) &
+  DYNAMODB_PID=$!
 }
 
 # wait_for_http URL SECONDS: until anything answers.
@@ -82,6 +84,25 @@ ensure_python_tools() {
   log "installing aws-sam-cli, cfn-lint and cargo-lambda (PyPI) into $VENV_DIR"
   python3 -m venv "$VENV_DIR"
   "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint cargo-lambda
+}
+
+# The demo page's packages (the Nango frontend SDK, Playwright's driver), from npm.
+ensure_demo_packages() {
+  local demo="$REPO_ROOT/infra/demo"
+  [ -f "$demo/package-lock.json" ] || return 0
+  if [ ! -d "$demo/node_modules" ] || [ "$demo/package-lock.json" -nt "$demo/node_modules/.package-lock.json" ]; then
+    log "installing the demo page's npm packages"
+    (cd "$demo" && npm ci --silent --no-audit --no-fund)
+  fi
+}
+
+# Debian's Chromium, for the demo page's browser test (Playwright drives it; it downloads nothing).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "the browser test needs Debian's chromium: sudo apt-get install -y chromium"
+  log "installing Chromium (apt)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }
 
 # run_suite NAME COMMAND...: runs a test suite, shows its output, and adds its counts (cargo's

@@ -1,0 +1,160 @@
+// The HTTP front of the local stack, behaving as the deployed edges do:
+// - API Gateway HTTP API: three routes behind a JWT authorizer (401 {"message":"Unauthorized"}
+//   before the function is called), CORS limited to the allowed origins, 404 for other routes;
+// - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
+// - local-only extras: POST /dev/token, /demo-config.json and the demo page's static files.
+import { createServer } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, join, resolve, sep } from 'node:path';
+import { httpEvent } from './events.js';
+import { mint, stringifyClaims, verify } from './jwt.js';
+
+export const API_ROUTES = [
+  { method: 'POST', path: '/sessions', fn: 'create-session' },
+  { method: 'POST', path: '/sessions/reconnect', fn: 'reconnect-session' },
+  { method: 'GET', path: '/connections', fn: 'list-connections' },
+];
+const WEBHOOK_PATH = '/webhooks/nango';
+const MAX_BODY = 6 * 1024 * 1024; // Lambda's invocation payload limit
+const CONTENT_TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.map': 'application/json',
+};
+
+export function createGateway({ functions, jwt, allowedOrigins, staticRoots, demoConfig, log = console.log }) {
+  const json = (res, status, body, headers = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
+
+  const corsHeaders = (origin) =>
+    origin && allowedOrigins.includes(origin)
+      ? { 'access-control-allow-origin': origin, vary: 'Origin' }
+      : {};
+
+  async function invoke(res, fn, event, extraHeaders) {
+    let result;
+    try {
+      result = await functions[fn].invoke(event);
+    } catch (error) {
+      log(`[gateway] ${error.message}`);
+      return json(res, 500, { message: 'Internal Server Error' }, extraHeaders);
+    }
+    const headers = { ...(result.headers ?? {}), ...extraHeaders };
+    for (const [name, values] of Object.entries(result.multiValueHeaders ?? {})) headers[name] = values;
+    if (result.cookies?.length) headers['set-cookie'] = result.cookies;
+    const body = result.body ?? '';
+    res.writeHead(result.statusCode ?? 200, headers);
+    res.end(result.isBase64Encoded ? Buffer.from(body, 'base64') : body);
+  }
+
+  async function serveStatic(res, pathname) {
+    for (const { prefix, dir } of staticRoots) {
+      if (!pathname.startsWith(prefix)) continue;
+      const relative = decodeURIComponent(pathname.slice(prefix.length)) || 'index.html';
+      const file = resolve(dir, relative);
+      if (!file.startsWith(resolve(dir) + sep)) break;
+      try {
+        if (!(await stat(file)).isFile()) continue;
+        res.writeHead(200, {
+          'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+          'cache-control': 'no-cache',
+        });
+        return res.end(await readFile(file));
+      } catch {
+        continue;
+      }
+    }
+    json(res, 404, { message: 'Not Found' });
+  }
+
+  async function handle(req, res, body) {
+    const url = new URL(req.url, 'http://localhost');
+    const origin = req.headers.origin;
+    const cors = corsHeaders(origin);
+    const isApi = API_ROUTES.some((route) => route.path === url.pathname) || url.pathname === '/dev/token';
+
+    if (req.method === 'OPTIONS' && isApi && req.headers['access-control-request-method']) {
+      // A preflight is answered by API Gateway itself, never by a function.
+      if (!cors['access-control-allow-origin']) return res.writeHead(204).end();
+      return res
+        .writeHead(204, {
+          ...cors,
+          'access-control-allow-methods': 'GET,POST,OPTIONS',
+          'access-control-allow-headers': 'authorization,content-type',
+          'access-control-max-age': '600',
+        })
+        .end();
+    }
+
+    if (url.pathname === WEBHOOK_PATH || url.pathname.startsWith(`${WEBHOOK_PATH}/`)) {
+      const event = httpEvent(req, body, { routeKey: '$default', claims: null, domainName: 'webhook.lambda-url.local' });
+      return invoke(res, 'webhook-receiver', event, {});
+    }
+
+    const route = API_ROUTES.find((r) => r.path === url.pathname && r.method === req.method);
+    if (route) {
+      const header = req.headers.authorization ?? '';
+      const token = header.replace(/^Bearer\s+/i, '').trim();
+      const claims = token ? verify(jwt.secret, token, jwt) : null;
+      if (!claims) {
+        return json(res, 401, { message: 'Unauthorized' }, { ...cors, 'www-authenticate': 'Bearer' });
+      }
+      const event = httpEvent(req, body, {
+        routeKey: `${route.method} ${route.path}`,
+        claims: stringifyClaims(claims),
+        domainName: 'api.execute-api.local',
+      });
+      return invoke(res, route.fn, event, cors);
+    }
+
+    if (url.pathname === '/dev/token' && req.method === 'POST') {
+      let claims;
+      try {
+        claims = JSON.parse(body.toString() || '{}');
+      } catch {
+        return json(res, 400, { error: { code: 'invalid_body', message: 'The body is not JSON.' } }, cors);
+      }
+      if (typeof claims.sub !== 'string' || !claims.sub.trim()) {
+        return json(res, 400, { error: { code: 'invalid_body', message: '"sub" is required.' } }, cors);
+      }
+      const picked = {};
+      for (const name of ['sub', 'email', 'name', 'org_id']) {
+        if (typeof claims[name] === 'string' && claims[name].trim()) picked[name] = claims[name].trim();
+      }
+      return json(res, 200, { token: mint(jwt.secret, picked, jwt) }, cors);
+    }
+
+    if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);
+    if (req.method === 'GET' && !isApi) return serveStatic(res, url.pathname);
+    return json(res, 404, { message: 'Not Found' }, cors);
+  }
+
+  return createServer((req, res) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        json(res, 413, { message: 'Request Entity Too Large' });
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      handle(req, res, Buffer.concat(chunks)).catch((error) => {
+        log(`[gateway] ${error.stack ?? error}`);
+        if (!res.headersSent) json(res, 500, { message: 'Internal Server Error' });
+      });
+    });
+  });
+}
+
+export function staticRoot(prefix, ...dir) {
+  return { prefix, dir: join(...dir) };
+}

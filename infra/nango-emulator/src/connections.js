@@ -1,0 +1,97 @@
+import { findIntegration } from './config.js';
+import { badQuery, sendError, sendJson } from './http.js';
+import { jsonbOrder, pgTimestamp } from './store.js';
+import { endUserToApi } from './tags.js';
+import { connectionIdParams, deleteConnectionQuery, getConnectionQuery, getConnectionsQuery, validate } from './validation.js';
+
+// GET /connections, GET and DELETE /connections/{id}, with Nango's response shapes.
+
+function connectionSummary(connection) {
+    return {
+        id: connection.id,
+        connection_id: connection.connection_id,
+        provider_config_key: connection.provider_config_key,
+        provider: connection.provider,
+        errors: connection.errors,
+        end_user: endUserToApi(connection.end_user),
+        tags: jsonbOrder(connection.tags),
+        metadata: jsonbOrder(connection.metadata) || null,
+        created: pgTimestamp(connection.created_at)
+    };
+}
+
+function connectionFull(connection, includeCredentials) {
+    return {
+        id: connection.id,
+        connection_id: connection.connection_id,
+        provider_config_key: connection.provider_config_key,
+        provider: connection.provider,
+        errors: connection.errors,
+        end_user: endUserToApi(connection.end_user),
+        tags: jsonbOrder(connection.tags),
+        metadata: jsonbOrder(connection.metadata) || null,
+        connection_config: connection.connection_config || {},
+        webhook_url_override: connection.webhook_url_override ?? null,
+        created_at: pgTimestamp(connection.created_at),
+        updated_at: pgTimestamp(connection.updated_at),
+        last_fetched_at: pgTimestamp(connection.last_fetched_at),
+        credentials: includeCredentials ? connection.credentials : {}
+    };
+}
+
+export function getConnections({ res, query }, ctx) {
+    const checked = validate(getConnectionsQuery, query);
+    if (!checked.ok) return badQuery(res, checked.errors);
+    const q = checked.value;
+    const integrationIds = q.integrationId ? q.integrationId.split(',').map((id) => id.trim()) : null;
+    const search = q.search?.toLowerCase();
+
+    const matches = ctx.store.connections.filter((c) => {
+        if (q.connectionId && c.connection_id !== q.connectionId) return false;
+        if (integrationIds && !integrationIds.includes(c.provider_config_key)) return false;
+        // JSONB containment: every requested tag present with the exact value.
+        if (q.tags && !Object.entries(q.tags).every(([key, value]) => c.tags?.[key] === value)) return false;
+        if (q.endUserId && c.end_user?.endUserId !== q.endUserId) return false;
+        if (q.endUserOrganizationId && c.end_user?.organization?.organizationId !== q.endUserOrganizationId) return false;
+        if (search) {
+            const haystack = [c.connection_id, c.end_user?.displayName, c.end_user?.email].filter(Boolean).map((s) => s.toLowerCase());
+            if (!haystack.some((s) => s.includes(search))) return false;
+        }
+        return true;
+    });
+    matches.sort((a, b) => b.created_at - a.created_at || b.id - a.id);
+    const limit = q.limit || 10_000;
+    const page = q.page || 0;
+    sendJson(res, 200, { connections: matches.slice(page * limit, page * limit + limit).map(connectionSummary) });
+}
+
+export function getConnection({ res, query, params }, ctx) {
+    const checkedQuery = validate(getConnectionQuery, query);
+    if (!checkedQuery.ok) return badQuery(res, checkedQuery.errors);
+    const checkedParams = validate(connectionIdParams, params);
+    if (!checkedParams.ok) return sendError(res, 400, 'invalid_uri_params', { errors: checkedParams.errors });
+
+    const key = checkedQuery.value.provider_config_key;
+    if (!findIntegration(ctx.config, key)) {
+        return sendError(res, 400, 'unknown_provider_config', { message: 'Provider does not exists' });
+    }
+    const connection = ctx.store.findConnection(checkedParams.value.connectionId, key);
+    if (!connection) return sendError(res, 404, 'not_found', { message: 'Failed to find connection' });
+    sendJson(res, 200, connectionFull(connection, ctx.config.includeCredentials));
+}
+
+export function deleteConnection({ res, query, params }, ctx) {
+    const checkedParams = validate(connectionIdParams, params);
+    if (!checkedParams.ok) return sendError(res, 400, 'invalid_uri_params', { errors: checkedParams.errors });
+    const checkedQuery = validate(deleteConnectionQuery, query);
+    if (!checkedQuery.ok) return badQuery(res, checkedQuery.errors);
+
+    const connection = ctx.store.findConnection(checkedParams.value.connectionId, checkedQuery.value.provider_config_key);
+    if (!connection) return sendError(res, 400, 'unknown_connection');
+    ctx.store.deleteConnection(connection);
+
+    if (ctx.config.sendDeletionWebhooks) {
+        ctx.sendAuthWebhook(connection, { operation: 'deletion', success: true, tags: connection.tags });
+    }
+    sendJson(res, 200, { success: true });
+}

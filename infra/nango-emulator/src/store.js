@@ -1,0 +1,136 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+
+// In-memory state of one emulated Nango environment. Nothing is persisted: a restart (or
+// POST /_emulator/reset) starts from an empty environment, as a fresh Nango would.
+
+export const SESSION_TOKEN_PREFIX = 'nango_connect_session_';
+
+/** Postgres' JSON rendering of a timestamptz, which Nango returns for connection dates. */
+export function pgTimestamp(date) {
+    return date
+        .toISOString()
+        .replace(/\.?0+Z$/, 'Z')
+        .replace('Z', '+00:00');
+}
+
+/** Key order of a Postgres jsonb object (shorter keys first, then bytewise), as Nango returns tags. */
+export function jsonbOrder(value) {
+    if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+    const keys = Object.keys(value).sort((a, b) => Buffer.byteLength(a) - Buffer.byteLength(b) || Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    return Object.fromEntries(keys.map((key) => [key, jsonbOrder(value[key])]));
+}
+
+const LOG_ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+function logId() {
+    return [...randomBytes(20)].map((b) => LOG_ID_ALPHABET[b % LOG_ID_ALPHABET.length]).join('');
+}
+
+export class Store {
+    constructor({ sessionTtlMs, now = () => Date.now() }) {
+        this.sessionTtlMs = sessionTtlMs;
+        this.now = now;
+        this.webhookLog = [];
+        this.reset();
+    }
+
+    reset() {
+        this.sessions = new Map();
+        this.connections = [];
+        this.nextConnectionId = 1;
+        this.rateLimit = { remaining: 0, retryAfter: 1 };
+        // Kept as the same array: in-flight deliveries still append to it.
+        this.webhookLog.length = 0;
+    }
+
+    // ---------- connect sessions
+
+    createSession(fields) {
+        const token = `${SESSION_TOKEN_PREFIX}${randomBytes(32).toString('hex')}`;
+        const expiresAt = new Date(this.now() + this.sessionTtlMs);
+        const session = { ...fields, token, expiresAt, createdAt: new Date(this.now()) };
+        this.sessions.set(token, session);
+        return session;
+    }
+
+    /** A session is valid until it expires; completing a connection does not use it up. */
+    findSession(token) {
+        const session = this.sessions.get(token);
+        if (!session || session.expiresAt.getTime() <= this.now()) return null;
+        return session;
+    }
+
+    deleteSession(token) {
+        return this.sessions.delete(token);
+    }
+
+    // ---------- connections
+
+    findConnection(connectionId, providerConfigKey) {
+        return this.connections.find((c) => c.connection_id === connectionId && c.provider_config_key === providerConfigKey) || null;
+    }
+
+    findConnectionById(id) {
+        return this.connections.find((c) => c.id === id) || null;
+    }
+
+    createConnection({ integration, credentials, connectionConfig, webhookUrlOverride, tags }) {
+        const now = new Date(this.now());
+        const connection = {
+            id: this.nextConnectionId++,
+            connection_id: randomUUID(),
+            provider_config_key: integration.id,
+            provider: integration.provider,
+            auth_mode: integration.authMode,
+            credentials,
+            connection_config: connectionConfig,
+            webhook_url_override: webhookUrlOverride,
+            metadata: {},
+            tags,
+            end_user: null,
+            errors: [],
+            created_at: now,
+            updated_at: now,
+            last_fetched_at: now
+        };
+        this.connections.push(connection);
+        return connection;
+    }
+
+    /** Mirrors Nango's upsert on re-authorization: credentials, config, metadata and tags are replaced. */
+    overrideConnection(connection, { credentials, connectionConfig, webhookUrlOverride, tags }) {
+        const now = new Date(this.now());
+        Object.assign(connection, {
+            credentials,
+            connection_config: connectionConfig,
+            webhook_url_override: webhookUrlOverride,
+            metadata: {},
+            tags,
+            updated_at: now,
+            last_fetched_at: now
+        });
+        return connection;
+    }
+
+    deleteConnection(connection) {
+        this.connections = this.connections.filter((c) => c !== connection);
+    }
+
+    markAuthError(connection) {
+        const error = { type: 'auth', log_id: logId() };
+        connection.errors = [...connection.errors.filter((e) => e.type !== 'auth'), error];
+        return error;
+    }
+
+    clearAuthErrors(connection) {
+        connection.errors = connection.errors.filter((e) => e.type !== 'auth');
+    }
+
+    // ---------- rate limiting emulation
+
+    /** Returns true when this API call must be answered with a 429. */
+    consumeRateLimit() {
+        if (this.rateLimit.remaining <= 0) return false;
+        this.rateLimit.remaining -= 1;
+        return true;
+    }
+}
