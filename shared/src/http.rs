@@ -317,3 +317,139 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiErro
         .map(Some)
         .map_err(|err| ApiError::InvalidBody(err.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::nango::NangoFieldError;
+
+    fn answer(response: Response<Body>) -> (u16, serde_json::Value) {
+        let body: &[u8] = response.body().as_ref();
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(body).expect("JSON"),
+        )
+    }
+
+    fn rejected(status: u16, code: &str, path: &[&str]) -> ApiError {
+        ApiError::Nango(NangoError::Rejected {
+            status,
+            code: code.to_owned(),
+            message: Some("Nango's own words".to_owned()),
+            errors: vec![NangoFieldError {
+                code: None,
+                message: None,
+                path: path.iter().map(|p| serde_json::json!(p)).collect(),
+            }],
+        })
+    }
+
+    #[test]
+    fn api_errors_map_to_documented_statuses_and_codes() {
+        let cases = [
+            (ApiError::InvalidBody("x".into()), 400, "invalid_body"),
+            (
+                ApiError::IntegrationNotAllowed("x".into()),
+                400,
+                "integration_not_allowed",
+            ),
+            (
+                ApiError::Unauthenticated(IdentityError::NoClaims),
+                401,
+                "unauthenticated",
+            ),
+            (ApiError::ConnectionNotFound, 404, "connection_not_found"),
+            (
+                ApiError::MethodNotAllowed { allow: "POST" },
+                405,
+                "method_not_allowed",
+            ),
+            (ApiError::PayloadTooLarge(1), 413, "payload_too_large"),
+            (rejected(401, "unknown_account", &[]), 502, "nango_rejected"),
+            (
+                rejected(400, "invalid_body", &["allowed_integrations", "0"]),
+                400,
+                "integration_not_allowed",
+            ),
+            (
+                ApiError::Nango(NangoError::InvalidResponse("x".into())),
+                502,
+                "nango_invalid_response",
+            ),
+            (
+                ApiError::Nango(NangoError::Unavailable {
+                    cause: "HTTP 500".into(),
+                    retry_after: None,
+                }),
+                503,
+                "nango_unavailable",
+            ),
+            (ApiError::Nango(NangoError::Timeout), 504, "nango_timeout"),
+            (
+                ApiError::Store(StoreError::Contention),
+                500,
+                "storage_error",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let (actual_status, body) = answer(error.into_response());
+            assert_eq!(
+                (actual_status, body["error"]["code"].as_str()),
+                (status, Some(code))
+            );
+            assert!(body["error"]["message"].is_string());
+        }
+    }
+
+    #[test]
+    fn nango_rejections_carry_nangos_code_but_not_its_message() {
+        let (_, body) = answer(rejected(401, "unknown_account", &[]).into_response());
+        assert_eq!(body["error"]["nangoCode"], "unknown_account");
+        assert!(!body.to_string().contains("Nango's own words"));
+    }
+
+    #[test]
+    fn retry_after_is_passed_on() {
+        let error = ApiError::Nango(NangoError::Unavailable {
+            cause: "HTTP 429".into(),
+            retry_after: Some(Duration::from_secs(7)),
+        });
+        assert_eq!(error.into_response().headers()[RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn webhook_errors_map_to_documented_statuses_and_codes() {
+        let cases = [
+            (
+                WebhookError::Signature(SignatureError::Missing),
+                401,
+                "invalid_signature",
+            ),
+            (WebhookError::MethodNotAllowed, 405, "method_not_allowed"),
+            (WebhookError::PayloadTooLarge(1), 413, "payload_too_large"),
+            (
+                WebhookError::Store(StoreError::Unavailable("x".into())),
+                500,
+                "storage_error",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let (actual_status, body) = answer(error.into_response());
+            assert_eq!(
+                (actual_status, body["error"]["code"].as_str()),
+                (status, Some(code))
+            );
+        }
+    }
+
+    #[test]
+    fn storage_failures_do_not_leak_their_cause() {
+        let error = ApiError::Store(StoreError::Unavailable(
+            "dispatch failure: 10.0.0.7:443".into(),
+        ));
+        let (_, body) = answer(error.into_response());
+        assert!(!body.to_string().contains("10.0.0.7"));
+    }
+}
