@@ -120,12 +120,7 @@ async fn a_member_of_the_owning_organization_may_reconnect() {
 
 #[tokio::test]
 async fn reconnect_for_someone_elses_connection_is_404_like_an_unknown_one() {
-    let nango = MockServer::start().await;
-    Mock::given(path("/connect/sessions/reconnect"))
-        .respond_with(session_created())
-        .expect(0)
-        .mount(&nango)
-        .await;
+    let nango = nango_that_must_not_be_called().await;
     let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
 
     let stranger = answer(
@@ -154,12 +149,7 @@ async fn reconnect_for_someone_elses_connection_is_404_like_an_unknown_one() {
 
 #[tokio::test]
 async fn deleted_connection_is_404() {
-    let nango = MockServer::start().await;
-    Mock::given(path("/connect/sessions/reconnect"))
-        .respond_with(session_created())
-        .expect(0)
-        .mount(&nango)
-        .await;
+    let nango = nango_that_must_not_be_called().await;
     let store = store_with_connection(owner_tags()).await;
     webhook_receiver(store.clone())
         .handle(signed_webhook(&auth_webhook(
@@ -179,12 +169,7 @@ async fn deleted_connection_is_404() {
 
 #[tokio::test]
 async fn missing_or_malformed_body_is_400() {
-    let nango = MockServer::start().await;
-    Mock::given(path("/connect/sessions/reconnect"))
-        .respond_with(session_created())
-        .expect(0)
-        .mount(&nango)
-        .await;
+    let nango = nango_that_must_not_be_called().await;
     let handler = reconnect_session(&nango.uri(), store().await);
     let requests = [
         Event::from(POST_RECONNECT).no_body().request(),

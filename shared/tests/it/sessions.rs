@@ -111,12 +111,7 @@ async fn without_a_choice_the_configured_list_is_sent() {
 
 #[tokio::test]
 async fn integration_outside_the_allowed_list_is_400_and_nango_is_not_called() {
-    let nango = MockServer::start().await;
-    Mock::given(path("/connect/sessions"))
-        .respond_with(session_created())
-        .expect(0)
-        .mount(&nango)
-        .await;
+    let nango = nango_that_must_not_be_called().await;
     let request = Event::from(POST_SESSIONS)
         .body(r#"{"allowedIntegrations":["github","salesforce"]}"#)
         .request();
@@ -137,12 +132,7 @@ async fn integration_outside_the_allowed_list_is_400_and_nango_is_not_called() {
 
 #[tokio::test]
 async fn malformed_bodies_are_400_invalid_body() {
-    let nango = MockServer::start().await;
-    Mock::given(path("/connect/sessions"))
-        .respond_with(session_created())
-        .expect(0)
-        .mount(&nango)
-        .await;
+    let nango = nango_that_must_not_be_called().await;
     for body in [
         "not json",
         r#"{"allowedIntegrations":"github"}"#,
@@ -159,12 +149,7 @@ async fn malformed_bodies_are_400_invalid_body() {
 
 #[tokio::test]
 async fn no_verified_claims_is_401_whatever_the_body_or_headers_say() {
-    let nango = MockServer::start().await;
-    Mock::given(path("/connect/sessions"))
-        .respond_with(session_created())
-        .expect(0)
-        .mount(&nango)
-        .await;
+    let nango = nango_that_must_not_be_called().await;
     let handler = create_session(&nango.uri(), None);
     let requests = [
         Event::from(POST_SESSIONS).claims(None).request(),

@@ -278,3 +278,14 @@ pub fn owner_tags() -> Value {
         "organization_id": "org-7",
     })
 }
+
+/// A Nango that fails the test if anything calls it (wiremock verifies on drop).
+pub async fn nango_that_must_not_be_called() -> wiremock::MockServer {
+    let nango = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&nango)
+        .await;
+    nango
+}
