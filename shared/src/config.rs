@@ -116,10 +116,10 @@ impl Default for NangoTimeouts {
 impl NangoConfig {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let host = optional(source, NANGO_HOST).unwrap_or_else(|| DEFAULT_NANGO_HOST.to_owned());
-        if !(host.starts_with("https://") || host.starts_with("http://")) {
+        if !(host.starts_with("https://") || is_loopback_http(&host)) {
             return Err(ConfigError::Invalid {
                 name: NANGO_HOST,
-                reason: "must be an http(s) URL".to_owned(),
+                reason: "must be an https:// URL (http:// only on this machine: 127.0.0.1, localhost, [::1]), since the secret key travels with every call".to_owned(),
             });
         }
         Ok(NangoConfig {
@@ -128,6 +128,21 @@ impl NangoConfig {
             timeouts: NangoTimeouts::default(),
         })
     }
+}
+
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(ipv6) => ipv6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The keys a webhook may be signed with: during a rotation, the old and the new one.
@@ -139,9 +154,16 @@ pub struct WebhookConfig {
 impl WebhookConfig {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let value = required(source, NANGO_WEBHOOK_SIGNING_KEY)?;
-        Ok(WebhookConfig {
-            signing_keys: list(&value).map(|key| key.to_owned().into()).collect(),
-        })
+        let signing_keys: Vec<SecretString> =
+            list(&value).map(|key| key.to_owned().into()).collect();
+        if signing_keys.is_empty() {
+            // Every webhook would be refused, and Nango never retries a refusal.
+            return Err(ConfigError::Invalid {
+                name: NANGO_WEBHOOK_SIGNING_KEY,
+                reason: "names no key".to_owned(),
+            });
+        }
+        Ok(WebhookConfig { signing_keys })
     }
 }
 
@@ -233,6 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_only_for_this_machine() {
+        for ok in [
+            "http://127.0.0.1:3003",
+            "http://localhost:3003/",
+            "http://[::1]:3003",
+            "https://nango.internal.example.com",
+        ] {
+            let source = [(NANGO_SECRET_KEY, "k"), (NANGO_HOST, ok)];
+            assert!(NangoConfig::from_source(&source).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://api.nango.dev",
+            "http://127.0.0.1.evil.example.com",
+            "http://localhost.evil.example.com",
+            "ftp://localhost",
+        ] {
+            let source = [(NANGO_SECRET_KEY, "k"), (NANGO_HOST, refused)];
+            assert!(NangoConfig::from_source(&source).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
     fn missing_secret_key_names_the_variable() {
         let err =
             NangoConfig::from_source(&[(NANGO_HOST, "https://nango.example.com")]).unwrap_err();
@@ -267,8 +311,11 @@ mod tests {
             .map(|k| k.expose_secret().to_owned())
             .collect();
         assert_eq!(keys, ["old-key", "new-key"]);
-        let err = WebhookConfig::from_source(&[(NANGO_WEBHOOK_SIGNING_KEY, "  ")]).unwrap_err();
-        assert_eq!(err.variable(), NANGO_WEBHOOK_SIGNING_KEY);
+        for empty in ["  ", ",", " , ,"] {
+            let err =
+                WebhookConfig::from_source(&[(NANGO_WEBHOOK_SIGNING_KEY, empty)]).unwrap_err();
+            assert_eq!(err.variable(), NANGO_WEBHOOK_SIGNING_KEY);
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   unknown (owner, tags, facts) and never changes status, error or `createdAt`;
 //! - anything after a `deletion`: ignored, so a deleted connection's owner is never silently
 //!   resurrected; a `deletion` for a connection never seen leaves a tombstone for the same reason;
-//! - a webhook with empty or missing tags: keeps the owner and tags already known.
+//! - a webhook with empty or missing tags: keeps the owner and tags already known;
+//! - a webhook naming the same connection id under another integration: not merged (ignored).
 //!
 //! What cannot be told apart, and so is last-delivered-wins:
 //! - two status changes delivered out of order (say an `override` success sent after a `refresh`
@@ -131,6 +132,9 @@ pub struct AuthEvent {
 pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Option<Connection> {
     let mut next = match current {
         Some(connection) if connection.status == Status::Deleted => return None,
+        // Nango names a connection by id *and* integration; one id under another integration is
+        // not this connection, and must not be merged into it.
+        Some(connection) if connection.integration_id != event.integration_id => return None,
         Some(connection) => connection.clone(),
         None => Connection {
             id: event.connection_id.clone(),
@@ -347,6 +351,13 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn the_same_id_under_another_integration_is_not_merged() {
+        let mut other = event(failure(), owner_tags());
+        other.integration_id = IntegrationId::parse("linear").unwrap();
+        assert_eq!(apply(Some(&created()), &other, T1), None);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum ApiError {
     InvalidBody(String),
     #[error("integration {0} is not allowed")]
     IntegrationNotAllowed(String),
+    /// Nango does not know an integration the caller asked for.
+    #[error("Nango knows no such integration ({nango_code})")]
+    IntegrationUnknownToNango { nango_code: String },
     #[error(transparent)]
     Unauthenticated(#[from] IdentityError),
     #[error("no such connection for this caller")]
@@ -143,25 +146,21 @@ impl ApiError {
                 "payload_too_large",
                 "The request body is too large.",
             ),
-            Nango(NangoError::Rejected { code, errors, .. }) => {
-                // Nango checks that each allowed integration exists; that one the caller can fix.
-                let about_integrations = errors.iter().any(|e| {
-                    e.path.first().and_then(|p| p.as_str()) == Some("allowed_integrations")
-                });
-                if about_integrations {
-                    return Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "integration_not_allowed",
-                        "An integration asked for does not exist in Nango.",
-                    )
-                    .with_nango_code(code);
-                }
+            Nango(NangoError::Rejected { code, .. }) => {
                 return Problem::new(
                     StatusCode::BAD_GATEWAY,
                     "nango_rejected",
                     "Nango refused the request.",
                 )
                 .with_nango_code(code);
+            }
+            IntegrationUnknownToNango { nango_code } => {
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "integration_not_allowed",
+                    "An integration asked for does not exist in Nango.",
+                )
+                .with_nango_code(nango_code);
             }
             Nango(NangoError::InvalidResponse(_)) => (
                 StatusCode::BAD_GATEWAY,
@@ -368,8 +367,16 @@ mod tests {
             ),
             (ApiError::PayloadTooLarge(1), 413, "payload_too_large"),
             (rejected(401, "unknown_account", &[]), 502, "nango_rejected"),
+            // Which integration list Nango refused is the handler's to tell; by itself it is a 502.
             (
                 rejected(400, "invalid_body", &["allowed_integrations", "0"]),
+                502,
+                "nango_rejected",
+            ),
+            (
+                ApiError::IntegrationUnknownToNango {
+                    nango_code: "invalid_body".into(),
+                },
                 400,
                 "integration_not_allowed",
             ),

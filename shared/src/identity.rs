@@ -168,6 +168,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(identity.display_name.map(|n| n.len()), Some(255));
+        let emoji = "😀".repeat(200);
+        let identity = Identity::from_claims(
+            &claims(&[("sub", "u"), ("name", &emoji)]),
+            &ClaimNames::default(),
+        )
+        .unwrap();
+        assert!(tags::is_valid_value(&identity.display_name.unwrap()));
     }
 
     #[test]

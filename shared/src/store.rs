@@ -98,14 +98,19 @@ impl ConnectionStore {
 
     /// Applies an auth webhook's change, exactly once however often it is delivered.
     pub async fn record(&self, event: &AuthEvent) -> Result<Recorded, StoreError> {
-        for _ in 0..MAX_WRITE_ATTEMPTS {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
             let current = self.get(&event.connection_id).await?;
             let Some(next) = connection::apply(current.as_ref(), event, &now()) else {
                 return Ok(Recorded::Unchanged);
             };
             match self.put(next, current.map(|c| c.version)).await {
                 Ok(status) => return Ok(Recorded::Written(status)),
-                Err(PutError::Conflict) => continue,
+                Err(PutError::Conflict) => {
+                    // Someone wrote in between: read again, after a short pause to let them finish.
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * (attempt as u64 + 1)))
+                        .await;
+                    continue;
+                }
                 Err(PutError::Store(err)) => return Err(err),
             }
         }
@@ -121,6 +126,8 @@ impl ConnectionStore {
             .set_item(Some(to_item(&next)));
         let request = match expected {
             None => request.condition_expression("attribute_not_exists(connectionId)"),
+            // An item written without a version (by hand, say) is guarded by its absence.
+            Some(0) => request.condition_expression("attribute_not_exists(version)"),
             Some(version) => request
                 .condition_expression("version = :expected")
                 .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
@@ -142,15 +149,18 @@ impl ConnectionStore {
         end_user_id: &str,
         organization_id: Option<&str>,
     ) -> Result<Vec<Connection>, StoreError> {
-        let mut connections = self
-            .query_index(BY_END_USER_INDEX, "endUserId", end_user_id)
-            .await?;
-        if let Some(organization_id) = organization_id {
-            let of_organization = self
-                .query_index(BY_ORGANIZATION_INDEX, "organizationId", organization_id)
-                .await?;
-            connections.extend(of_organization);
-        }
+        let mine = self.query_index(BY_END_USER_INDEX, "endUserId", end_user_id);
+        let of_organization = async {
+            match organization_id {
+                Some(id) => {
+                    self.query_index(BY_ORGANIZATION_INDEX, "organizationId", id)
+                        .await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let (mut connections, of_organization) = tokio::try_join!(mine, of_organization)?;
+        connections.extend(of_organization);
         connections.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
@@ -187,7 +197,15 @@ impl ConnectionStore {
             .collect::<Result<_, _>>()
             .await
             .map_err(unavailable)?;
-        items.iter().map(from_item).collect()
+        // One bad item must not hide all the others: skip it, and say so.
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                from_item(item)
+                    .inspect_err(|err| tracing::error!(error = %err, "skipping a malformed item"))
+                    .ok()
+            })
+            .collect())
     }
 }
 
@@ -202,7 +220,7 @@ pub fn now() -> String {
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::now_utc()
         .format(format)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+        .expect("a UTC time always formats")
 }
 
 type Item = HashMap<String, AttributeValue>;

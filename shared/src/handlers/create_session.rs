@@ -11,7 +11,7 @@ use crate::bootstrap::InitError;
 use crate::config::{AllowedIntegrations, ClaimNames, NangoConfig, Source};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
-use crate::nango::{IntegrationId, NangoClient};
+use crate::nango::{IntegrationId, NangoClient, NangoError};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -55,11 +55,21 @@ impl CreateSession {
         let asked = http::parse_json::<CreateSessionRequest>(body)?
             .and_then(|body| body.allowed_integrations)
             .filter(|ids| !ids.is_empty());
+        let caller_chose = asked.is_some();
         let integrations = self.integrations_for(asked)?;
         let session = self
             .nango
             .create_session(&identity.tags(), integrations.as_deref())
-            .await?;
+            .await
+            .map_err(|err| match err {
+                // The caller's choice is theirs to fix; our own configured list is not.
+                NangoError::Rejected { code, .. }
+                    if caller_chose && err.concerns("allowed_integrations") =>
+                {
+                    ApiError::IntegrationUnknownToNango { nango_code: code }
+                }
+                err => ApiError::Nango(err),
+            })?;
         tracing::info!(end_user_id = %identity.end_user_id, "connect session created");
         Ok(http::json(
             StatusCode::CREATED,

@@ -36,6 +36,18 @@ pub enum NangoError {
     InvalidResponse(String),
 }
 
+impl NangoError {
+    /// Whether Nango refused because of `field` of our request (e.g. `allowed_integrations`).
+    pub fn concerns(&self, field: &str) -> bool {
+        match self {
+            NangoError::Rejected { errors, .. } => errors
+                .iter()
+                .any(|e| e.path.first().and_then(|p| p.as_str()) == Some(field)),
+            _ => false,
+        }
+    }
+}
+
 /// One entry of Nango's `error.errors`: which field was wrong and why.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NangoFieldError {
@@ -100,6 +112,8 @@ impl NangoClient {
     pub fn new(config: &NangoConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeouts.connect)
+            // Nango's API does not redirect; following one could carry the key elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("nango-connect-lambda/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(NangoClient {
@@ -190,7 +204,9 @@ impl NangoClient {
                 } => *wait,
                 _ => backoff,
             };
-            let out_of_budget = Instant::now() + wait >= deadline;
+            // Another attempt only if it would still have a fair chance to finish.
+            let shortest_attempt = self.timeouts.attempt.min(Duration::from_secs(1));
+            let out_of_budget = Instant::now() + wait + shortest_attempt > deadline;
             if attempt >= self.timeouts.max_attempts || out_of_budget {
                 tracing::warn!(path, attempt, error = %retryable, "giving up on Nango");
                 return Err(retryable);
@@ -226,7 +242,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 async fn rejected(response: reqwest::Response) -> NangoError {
     let status = response.status().as_u16();
     let body = response.bytes().await.unwrap_or_default();
-    match serde_json::from_slice::<ErrorEnvelope>(&body) {
+    let error = match serde_json::from_slice::<ErrorEnvelope>(&body) {
         Ok(ErrorEnvelope { error }) => NangoError::Rejected {
             status,
             code: error.code,
@@ -239,7 +255,18 @@ async fn rejected(response: reqwest::Response) -> NangoError {
             message: None,
             errors: Vec::new(),
         },
+    };
+    // Nango's own words say what to fix; they hold no secret, so they go to the log (not to the caller).
+    if let NangoError::Rejected {
+        code,
+        message,
+        errors,
+        ..
+    } = &error
+    {
+        tracing::warn!(status, code, message = message.as_deref().unwrap_or(""), errors = ?errors, "Nango refused the request");
     }
+    error
 }
 
 /// reqwest's messages include the URL; keep errors to the cause alone.

@@ -12,9 +12,10 @@ pub const END_USER_EMAIL: &str = "end_user_email";
 pub const END_USER_DISPLAY_NAME: &str = "end_user_display_name";
 pub const ORGANIZATION_ID: &str = "organization_id";
 
-/// Nango: at most 10 tags, values of 1 to 255 characters.
+/// Nango: at most 10 tags, values of 1 to 255 characters — counted as JavaScript counts them, in
+/// UTF-16 code units, so an emoji is two.
 pub const MAX_TAGS: usize = 10;
-pub const MAX_VALUE_CHARS: usize = 255;
+pub const MAX_VALUE_UNITS: usize = 255;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -46,9 +47,9 @@ impl Tags {
         true
     }
 
-    /// Sets `key` only where it is not set yet.
+    /// Sets `key` only where it is not set yet, and only within Nango's limit on the number of tags.
     pub fn insert_missing(&mut self, key: &str, value: &str) {
-        if !self.0.contains_key(key) {
+        if !self.0.contains_key(key) && self.0.len() < MAX_TAGS {
             self.insert(key, value);
         }
     }
@@ -61,16 +62,20 @@ impl FromIterator<(String, String)> for Tags {
 }
 
 pub fn is_valid_value(value: &str) -> bool {
-    let chars = value.chars().count();
-    (1..=MAX_VALUE_CHARS).contains(&chars)
+    let units = value.encode_utf16().count();
+    (1..=MAX_VALUE_UNITS).contains(&units)
 }
 
-/// The longest prefix of `value` that is a valid tag value, cut on a character boundary.
+/// The longest prefix of `value` that is a valid tag value, cut between characters.
 pub fn truncate_value(value: &str) -> &str {
-    match value.char_indices().nth(MAX_VALUE_CHARS) {
-        Some((cut, _)) => &value[..cut],
-        None => value,
+    let mut units = 0;
+    for (index, c) in value.char_indices() {
+        units += c.len_utf16();
+        if units > MAX_VALUE_UNITS {
+            return &value[..index];
+        }
     }
+    value
 }
 
 /// Nango validates `end_user_email` as an email (zod's `email()`); a value it would refuse is
@@ -89,7 +94,11 @@ pub fn is_valid_email(value: &str) -> bool {
         && !local.contains("..")
         && local
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_'+-.".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_'+-.".contains(c))
+        && local
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || "_+-".contains(c));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
         && labels.iter().all(|label| {
@@ -128,26 +137,42 @@ mod tests {
             "alice@exa mple.com",
             "alice@-example.com",
             "alice@example.123",
+            "alice'@example.com",
         ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }
 
     #[test]
-    fn values_must_be_1_to_255_characters() {
+    fn values_must_be_1_to_255_utf16_units() {
         let mut tags = Tags::new();
         assert!(!tags.insert("k", ""));
         assert!(!tags.insert("k", &"x".repeat(256)));
         assert!(tags.insert("k", &"é".repeat(255)));
         assert_eq!(tags.get("k").map(|v| v.chars().count()), Some(255));
+        // 128 emoji are 256 UTF-16 units: too long for Nango, though only 128 characters.
+        assert!(!tags.insert("e", &"😀".repeat(128)));
+        assert!(tags.insert("e", &"😀".repeat(127)));
     }
 
     #[test]
     fn truncation_keeps_whole_characters() {
         let long = "é".repeat(300);
-        let cut = truncate_value(&long);
-        assert_eq!(cut.chars().count(), MAX_VALUE_CHARS);
+        assert_eq!(truncate_value(&long).chars().count(), MAX_VALUE_UNITS);
+        let emoji = "😀".repeat(200);
+        let cut = truncate_value(&emoji);
+        assert_eq!(cut.chars().count(), 127);
+        assert!(is_valid_value(cut));
         assert_eq!(truncate_value("short"), "short");
+    }
+
+    #[test]
+    fn insert_missing_respects_the_tag_limit() {
+        let mut tags: Tags = (0..MAX_TAGS)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect();
+        tags.insert_missing(END_USER_ID, "u1");
+        assert_eq!(tags.get(END_USER_ID), None);
     }
 
     #[test]

@@ -47,6 +47,15 @@ struct Envelope {
     kind: String,
 }
 
+/// Of an auth webhook, `operation` decides what else must be there.
+#[derive(Deserialize)]
+struct AuthEnvelope {
+    operation: String,
+}
+
+/// The operations we act on; Nango may add others, which are acknowledged and ignored.
+const KNOWN_OPERATIONS: [&str; 4] = ["creation", "override", "refresh", "deletion"];
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AuthPayload {
@@ -61,8 +70,9 @@ struct AuthPayload {
     operation: String,
     #[serde(default)]
     success: Option<bool>,
+    /// Read leniently: a value that is not a string is skipped rather than failing the webhook.
     #[serde(default)]
-    tags: Option<Tags>,
+    tags: Option<serde_json::Value>,
     /// Only for sessions made with the deprecated `end_user` object.
     #[serde(default)]
     end_user: Option<EndUserPayload>,
@@ -96,13 +106,26 @@ pub fn parse(body: &[u8]) -> Result<Notice, PayloadError> {
             operation: None,
         });
     }
+    let AuthEnvelope { operation } =
+        AuthEnvelope::deserialize(&value).map_err(PayloadError::NotNango)?;
+    if !KNOWN_OPERATIONS.contains(&operation.as_str()) {
+        return Ok(Notice::Ignored {
+            kind,
+            operation: Some(operation),
+        });
+    }
     let auth = AuthPayload::deserialize(&value).map_err(PayloadError::NotNango)?;
     auth.into_notice().map_err(PayloadError::NotNango)
 }
 
 impl AuthPayload {
     fn into_notice(self) -> Result<Notice, serde_json::Error> {
-        let success = self.success.unwrap_or(false);
+        // A deletion is a deletion whatever else it says; the others must say how they went.
+        let success = match (self.operation.as_str(), self.success) {
+            ("deletion", _) => true,
+            (_, Some(success)) => success,
+            (_, None) => return Err(invalid("success is missing")),
+        };
         let failure = || {
             let error = self.error.as_ref();
             Failure {
@@ -127,17 +150,11 @@ impl AuthPayload {
             }
             ("override" | "refresh", true) => Change::Authorized,
             ("override" | "refresh", false) => Change::Failed(failure()),
-            ("deletion", true) => Change::Deleted,
-            _ => {
-                return Ok(Notice::Ignored {
-                    kind: "auth".to_owned(),
-                    operation: Some(self.operation),
-                });
-            }
+            _ => Change::Deleted,
         };
         let connection_id = ConnectionId::parse(&self.connection_id).map_err(invalid)?;
         let integration_id = IntegrationId::parse(&self.provider_config_key).map_err(invalid)?;
-        let tags = self.tags.unwrap_or_default();
+        let tags = string_tags(self.tags);
         let owner = owner(&tags, self.end_user.as_ref());
         Ok(Notice::Connection(AuthEvent {
             connection_id,
@@ -149,6 +166,19 @@ impl AuthPayload {
             tags,
             change,
         }))
+    }
+}
+
+fn string_tags(tags: Option<serde_json::Value>) -> Tags {
+    match tags {
+        Some(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter_map(|(key, value)| match value {
+                serde_json::Value::String(value) => Some((key, value)),
+                _ => None,
+            })
+            .collect(),
+        _ => Tags::new(),
     }
 }
 
@@ -253,9 +283,39 @@ mod tests {
     }
 
     #[test]
-    fn deletion_is_a_change() {
+    fn deletion_is_a_change_whatever_its_success_says() {
         let body = OVERRIDE_EMPTY_TAGS.replace("override", "deletion");
         assert_eq!(event(&body).change, Change::Deleted);
+        let failed = body.replace(r#""success":true,"#, r#""success":false,"#);
+        assert_eq!(event(&failed).change, Change::Deleted);
+        let silent = body.replace(r#""success":true,"#, "");
+        assert_eq!(event(&silent).change, Change::Deleted);
+    }
+
+    #[test]
+    fn refresh_success_is_an_authorization() {
+        let body = REFRESH_FAILURE.replace(r#""success":false"#, r#""success":true"#);
+        assert_eq!(event(&body).change, Change::Authorized);
+    }
+
+    #[test]
+    fn a_status_change_without_success_is_not_a_nango_webhook() {
+        let body = OVERRIDE_EMPTY_TAGS.replace(r#""success":true,"#, "");
+        assert!(matches!(
+            parse(body.as_bytes()),
+            Err(PayloadError::NotNango(_))
+        ));
+    }
+
+    #[test]
+    fn non_string_tag_values_are_skipped() {
+        let body = REFRESH_FAILURE.replace(
+            r#""tags":{"end_user_id":"user_123"}"#,
+            r#""tags":{"end_user_id":"user_123","count":3,"nested":{"a":"b"}}"#,
+        );
+        let event = event(&body);
+        assert_eq!(event.tags.iter().count(), 1);
+        assert_eq!(event.owner.end_user_id.as_deref(), Some("user_123"));
     }
 
     #[test]
@@ -282,7 +342,8 @@ mod tests {
                 }
             );
         }
-        let new_operation = OVERRIDE_EMPTY_TAGS.replace("override", "teleport");
+        // An unknown operation is ignored even when it lacks what known ones must carry.
+        let new_operation = r#"{"type":"auth","operation":"teleport","from":"nango"}"#;
         assert_eq!(
             parse(new_operation.as_bytes()).unwrap(),
             Notice::Ignored {

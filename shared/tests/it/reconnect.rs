@@ -104,7 +104,13 @@ async fn tags_survive_an_empty_tag_override_and_are_sent_again() {
 #[tokio::test]
 async fn a_member_of_the_owning_organization_may_reconnect() {
     let nango = MockServer::start().await;
+    // The owner's tags, not the colleague's: a reconnect must not move the connection to them.
     Mock::given(path("/connect/sessions/reconnect"))
+        .and(body_json(json!({
+            "connection_id": CONNECTION_ID,
+            "integration_id": "exa-peer",
+            "tags": owner_tags()
+        })))
         .respond_with(session_created())
         .expect(1)
         .mount(&nango)

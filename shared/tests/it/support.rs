@@ -97,12 +97,20 @@ pub fn fast_timeouts() -> NangoTimeouts {
     }
 }
 
-pub fn nango_client(host: &str) -> NangoClient {
+pub fn nango_client(host: &str, timeouts: NangoTimeouts) -> NangoClient {
     let mut config =
         NangoConfig::from_source(&[("NANGO_HOST", host), ("NANGO_SECRET_KEY", SECRET_KEY)])
             .expect("valid config");
-    config.timeouts = fast_timeouts();
+    config.timeouts = timeouts;
     NangoClient::new(&config).expect("client")
+}
+
+pub fn create_session_with(nango_host: &str, timeouts: NangoTimeouts) -> CreateSession {
+    CreateSession::new(
+        nango_client(nango_host, timeouts),
+        ClaimNames::default(),
+        AllowedIntegrations::default(),
+    )
 }
 
 pub fn create_session(nango_host: &str, allowed: Option<&str>) -> CreateSession {
@@ -111,14 +119,18 @@ pub fn create_session(nango_host: &str, allowed: Option<&str>) -> CreateSession 
         None => AllowedIntegrations::from_source(&[]),
     };
     CreateSession::new(
-        nango_client(nango_host),
+        nango_client(nango_host, fast_timeouts()),
         ClaimNames::default(),
         allowed.expect("valid list"),
     )
 }
 
 pub fn reconnect_session(nango_host: &str, store: ConnectionStore) -> ReconnectSession {
-    ReconnectSession::new(nango_client(nango_host), store, ClaimNames::default())
+    ReconnectSession::new(
+        nango_client(nango_host, fast_timeouts()),
+        store,
+        ClaimNames::default(),
+    )
 }
 
 pub fn list_connections(store: ConnectionStore) -> ListConnections {

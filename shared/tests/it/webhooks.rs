@@ -459,6 +459,14 @@ async fn oversized_body_is_413_before_anything_is_read() {
     assert_eq!(answer_.status, 413);
     assert_eq!(answer_.error_code(), "payload_too_large");
 
+    // Without a declared length, the body's own length counts.
+    let undeclared = Event::from(WEBHOOK)
+        .body(&big)
+        .without_header("content-length")
+        .header("X-Nango-Hmac-Sha256", &sign(&big))
+        .request();
+    assert_eq!(answer(receiver.handle(undeclared).await).status, 413);
+
     // A declared length over the limit is enough, whatever the body.
     let declared = Event::from(WEBHOOK)
         .header("content-length", "2000000")
@@ -493,4 +501,108 @@ async fn storage_failure_is_500_so_nango_retries() {
         !answer.body.to_string().contains("127.0.0.1"),
         "no internals in the body"
     );
+}
+
+#[tokio::test]
+async fn refresh_success_heals_a_failing_connection() {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    receiver
+        .handle(signed_webhook(&auth_webhook(
+            "creation",
+            true,
+            Some(owner_tags()),
+            None,
+        )))
+        .await;
+    receiver
+        .handle(signed_webhook(&refresh_failure(None)))
+        .await;
+    receiver
+        .handle(signed_webhook(&auth_webhook(
+            "refresh",
+            true,
+            Some(json!({"end_user_id": "user-42"})),
+            None,
+        )))
+        .await;
+    let stored = store.get(&connection_id()).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Active);
+    assert_eq!(stored.error, None);
+}
+
+#[tokio::test]
+async fn deletion_counts_whatever_its_success_flag_says() {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    receiver
+        .handle(signed_webhook(&auth_webhook(
+            "creation",
+            true,
+            Some(owner_tags()),
+            None,
+        )))
+        .await;
+    let answer = answer(
+        receiver
+            .handle(signed_webhook(&auth_webhook("deletion", false, None, None)))
+            .await,
+    );
+    assert_eq!(answer.body, json!({"result": "stored"}));
+    assert_eq!(
+        store.get(&connection_id()).await.unwrap().unwrap().status,
+        Status::Deleted
+    );
+}
+
+#[tokio::test]
+async fn deletion_of_a_connection_never_seen_keeps_a_late_creation_out() {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    receiver
+        .handle(signed_webhook(&auth_webhook(
+            "deletion",
+            true,
+            Some(json!({})),
+            None,
+        )))
+        .await;
+    let late = answer(
+        receiver
+            .handle(signed_webhook(&auth_webhook(
+                "creation",
+                true,
+                Some(owner_tags()),
+                None,
+            )))
+            .await,
+    );
+    assert_eq!(late.body, json!({"result": "unchanged"}));
+    let listed = answer(
+        list_connections(store.clone())
+            .handle(
+                Event::from(GET_CONNECTIONS)
+                    .claims(Some(claims("user-42", None)))
+                    .request(),
+            )
+            .await,
+    );
+    assert_eq!(listed.body["connections"], json!([]));
+}
+
+#[tokio::test]
+async fn owner_from_the_deprecated_end_user_object_is_stored() {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    let body = auth_webhook("creation", true, Some(json!({})), None).replace(
+        r#""environment""#,
+        r#""endUser":{"endUserEmail":"bob@example.com","endUserId":"bob","organizationId":"org-9","tags":{}},"environment""#,
+    );
+    assert_eq!(
+        answer(receiver.handle(signed_webhook(&body)).await).status,
+        200
+    );
+    let stored = store.get(&connection_id()).await.unwrap().unwrap();
+    assert_eq!(stored.owner.end_user_id.as_deref(), Some("bob"));
+    assert_eq!(stored.owner.organization_id.as_deref(), Some("org-9"));
 }
