@@ -25,7 +25,8 @@ const passed = [
   'AWS_SECRET_ACCESS_KEY', 'RUST_LOG',
 ];
 const functionEnv = Object.fromEntries(passed.filter((name) => env[name]).map((name) => [name, env[name]]));
-const timeouts = { 'create-session': 15_000, 'reconnect-session': 15_000, 'list-connections': 10_000, 'webhook-receiver': 10_000 };
+// As in template.yaml.
+const timeouts = { 'create-session': 20_000, 'reconnect-session': 20_000, 'list-connections': 15_000, 'webhook-receiver': 10_000 };
 
 const functions = {};
 for (const [name, timeoutMs] of Object.entries(timeouts)) {

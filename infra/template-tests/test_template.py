@@ -1,0 +1,606 @@
+"""What template.yaml promises, proved by reading it (no AWS account needed).
+
+Each promise is a `check_*` function over the parsed template; a `test_*` runs it on template.yaml,
+and `test_check_catches` runs it on deliberately broken copies, so every check is shown to fail
+when the template breaks the promise. Run with `scripts/check-sam` (or `pytest infra/template-tests`);
+`TEMPLATE=path` points it at another file.
+"""
+
+import copy
+import functools
+import json
+import os
+import pathlib
+import re
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = pathlib.Path(os.environ.get("TEMPLATE", ROOT / "template.yaml"))
+TABLE_DEFINITION = ROOT / "infra" / "dynamodb" / "connections-table.json"
+
+
+def load_template(path):
+    """The template as plain dicts, short tags (!Ref, !GetAtt, !Sub, !If ...) in their long form."""
+    return json.loads(json.dumps(cfn_yaml.load(str(path))))
+
+
+# ── What the template must say ───────────────────────────────────────────────────────────────────
+
+TABLE = "ConnectionsTable"
+TABLE_ARN = {"Fn::GetAtt": [TABLE, "Arn"]}
+INDEX_ARNS = {name: {"Fn::Sub": f"${{{TABLE}.Arn}}/index/{name}"} for name in ("byEndUser", "byOrganization")}
+# The secret the stack creates, or the existing one named by a parameter.
+SECRET_ARN = {"Fn::If": ["CreateNangoSecret", {"Ref": "NangoSecret"}, {"Ref": "ExistingNangoSecretArn"}]}
+GET_SECRET = "secretsmanager:GetSecretValue"
+
+API_FUNCTIONS = ["CreateSessionFunction", "ReconnectSessionFunction", "ListConnectionsFunction"]
+RECEIVER = "WebhookReceiverFunction"
+FUNCTIONS = {
+    # logical id: Cargo workspace member (its binary has the same name)
+    "CreateSessionFunction": "create-session",
+    "ReconnectSessionFunction": "reconnect-session",
+    "ListConnectionsFunction": "list-connections",
+    RECEIVER: "webhook-receiver",
+}
+ROUTES = {
+    ("POST", "/sessions"): "CreateSessionFunction",
+    ("POST", "/sessions/reconnect"): "ReconnectSessionFunction",
+    ("GET", "/connections"): "ListConnectionsFunction",
+}
+# Exactly the (action, resource) pairs each function's code needs: shared/src/store.rs and bootstrap.rs.
+PERMISSIONS = {
+    "CreateSessionFunction": [(GET_SECRET, SECRET_ARN)],
+    "ReconnectSessionFunction": [("dynamodb:GetItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
+    "ListConnectionsFunction": [("dynamodb:Query", INDEX_ARNS["byEndUser"]),
+                                ("dynamodb:Query", INDEX_ARNS["byOrganization"])],
+    RECEIVER: [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
+}
+NEEDS_SECRET = {name for name, grants in PERMISSIONS.items() if any(a == GET_SECRET for a, _ in grants)}
+NEEDS_TABLE = {name for name, grants in PERMISSIONS.items() if any(a.startswith("dynamodb:") for a, _ in grants)}
+SECRET_VARIABLES = {"NANGO_SECRET_KEY", "NANGO_WEBHOOK_SIGNING_KEY"}
+
+NANGO_WEBHOOK_TIMEOUT = 20  # Nango waits this long for the receiver (per delivery attempt)
+API_GATEWAY_TIMEOUT = 29  # API Gateway's integration timeout
+NANGO_BUDGET = 9  # shared/src/config.rs: all calls to Nango in one request
+NANGO_CALLERS = {"CreateSessionFunction", "ReconnectSessionFunction"}
+
+
+# ── Helpers ──────────────────────────────────────────────────────────────────────────────────────
+
+def resources(t, kind=None):
+    return {k: v for k, v in t.get("Resources", {}).items() if kind is None or v.get("Type") == kind}
+
+
+def merged(base, override):
+    """SAM's Globals semantics: maps merge, the resource's own value wins."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def function(t, name):
+    """A function's properties with the Globals applied."""
+    resource = t["Resources"][name]
+    assert resource["Type"] == "AWS::Serverless::Function", f"{name} is not a SAM function"
+    return merged(t.get("Globals", {}).get("Function", {}), resource.get("Properties", {}))
+
+
+def normalized(value):
+    """`Fn::GetAtt: X.Arn` and `!GetAtt X.Arn` compare equal."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::GetAtt"} and isinstance(value["Fn::GetAtt"], str):
+            return {"Fn::GetAtt": value["Fn::GetAtt"].split(".", 1)}
+        return {k: normalized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalized(v) for v in value]
+    return value
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def branches(value):
+    """The values an expression can take: both sides of an Fn::If, or itself."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        return [v for b in value["Fn::If"][1:] for v in branches(b)]
+    return [value]
+
+
+def strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+
+
+def environment(t, name):
+    return function(t, name).get("Environment", {}).get("Variables", {})
+
+
+def grants(t, name):
+    """Every (action, resource) pair the function's own policies allow, after checking their form."""
+    props = function(t, name)
+    assert "Role" not in props, f"{name}: a role of its own escapes these checks"
+    pairs = []
+    for policy in as_list(props.get("Policies", [])):
+        assert isinstance(policy, dict) and "Statement" in policy, (
+            f"{name}: only inline policy documents are allowed, not managed policies or SAM policy "
+            f"templates: {policy!r}")
+        for statement in as_list(policy["Statement"]):
+            assert statement.get("Effect") == "Allow", f"{name}: {statement}"
+            assert not {"NotAction", "NotResource", "Principal"} & set(statement), f"{name}: {statement}"
+            for action in as_list(statement["Action"]):
+                for resource in as_list(statement["Resource"]):
+                    pairs.append((action, normalized(resource)))
+    return pairs
+
+
+def key(pair):
+    return json.dumps(pair, sort_keys=True)
+
+
+# ── The checks ───────────────────────────────────────────────────────────────────────────────────
+
+def check_functions(t):
+    """The four workspace members, each an arm64 provided.al2023 zip built by cargo-lambda."""
+    assert set(resources(t, "AWS::Serverless::Function")) == set(FUNCTIONS)
+    members = {p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").is_file()}
+    assert set(FUNCTIONS.values()) == members, "every function crate is deployed, and nothing else"
+    for name, member in FUNCTIONS.items():
+        props = function(t, name)
+        assert t["Resources"][name].get("Metadata", {}).get("BuildMethod") == "rust-cargolambda", name
+        assert props.get("CodeUri") == f"functions/{member}", name
+        assert props.get("Runtime") == "provided.al2023", name
+        assert props.get("Architectures") == ["arm64"], name
+        assert props.get("PackageType") == "Zip", name
+        assert props.get("Handler") == "bootstrap", name
+
+
+def check_logging(t):
+    """JSON logs into a log group of the function's own, with a retention."""
+    log_groups = resources(t, "AWS::Logs::LogGroup")
+    seen = set()
+    for name in FUNCTIONS:
+        logging = function(t, name).get("LoggingConfig", {})
+        assert logging.get("LogFormat") == "JSON", name
+        group = logging.get("LogGroup", {}).get("Ref") if isinstance(logging.get("LogGroup"), dict) else None
+        assert group in log_groups, f"{name}: LoggingConfig.LogGroup must !Ref a log group of the stack"
+        assert group not in seen, f"{name}: shares its log group"
+        seen.add(group)
+        retention = log_groups[group]["Properties"].get("RetentionInDays")
+        assert retention == {"Ref": "LogRetentionDays"}, f"{group}: retention"
+    assert "Default" in t["Parameters"]["LogRetentionDays"]
+
+
+def check_routes(t):
+    """Each route goes to its function, on the one HTTP API; the receiver has no API route."""
+    found = {}
+    for name in FUNCTIONS:
+        for event_name, event in function(t, name).get("Events", {}).items():
+            assert event["Type"] == "HttpApi", f"{name}.{event_name}: only HTTP API routes"
+            props = event["Properties"]
+            assert props.get("ApiId") == {"Ref": "Api"}, f"{name}.{event_name}: not on the JWT API"
+            route = (props["Method"].upper(), props["Path"])
+            assert route not in found, f"{route} is routed twice"
+            found[route] = name
+    assert found == ROUTES
+    assert "Events" not in function(t, RECEIVER)
+
+
+def check_authorizer(t):
+    """Every route needs a JWT from the configured issuer and audience; CORS only for AllowedOrigins."""
+    api = resources(t, "AWS::Serverless::HttpApi")
+    assert set(api) == {"Api"}
+    props = api["Api"]["Properties"]
+    auth = props["Auth"]
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["IdentitySource"] == "$request.header.Authorization"
+    assert authorizer["JwtConfiguration"] == {"issuer": {"Ref": "JwtIssuer"}, "audience": {"Ref": "JwtAudience"}}
+    for name in API_FUNCTIONS:
+        for event in function(t, name).get("Events", {}).values():
+            assert event["Properties"].get("Auth", {}).get("Authorizer", auth["DefaultAuthorizer"]) \
+                == auth["DefaultAuthorizer"], f"{name}: a route without the JWT authorizer"
+    cors = [c for c in branches(props["CorsConfiguration"]) if c != {"Ref": "AWS::NoValue"}]
+    assert cors and all(c.get("AllowOrigins") == {"Ref": "AllowedOrigins"} for c in cors), cors
+    assert "*" not in set(strings(cors)), "no wildcard in CORS"
+    assert not any(c.get("AllowCredentials") for c in cors)
+
+
+@pytest.fixture(params=sorted(PERMISSIONS))
+def function_name(request):
+    return request.param
+
+
+def check_least_privilege(t, name):
+    """The function's policies allow exactly what its code calls, on exactly those resources."""
+    actual = grants(t, name)
+    assert sorted(map(key, actual)) == sorted(map(key, PERMISSIONS[name])), f"{name}: {actual}"
+    for action, resource in actual:
+        assert "*" not in action, f"{name}: wildcard action {action}"
+        assert "*" not in "".join(strings(resource)), f"{name}: wildcard resource {resource}"
+
+
+def check_no_stray_iam(t):
+    """No role or policy besides the ones SAM makes from each function's Policies."""
+    for kind in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::Serverless::Connector"):
+        assert not resources(t, kind), f"a {kind} escapes the least-privilege checks"
+    assert not {"Role", "Policies"} & set(t.get("Globals", {}).get("Function", {}))
+
+
+def check_create_session_has_no_dynamodb_access(t):
+    props = function(t, "CreateSessionFunction")
+    assert not [a for a, _ in grants(t, "CreateSessionFunction") if a.startswith("dynamodb:")]
+    assert "CONNECTIONS_TABLE" not in props.get("Environment", {}).get("Variables", {})
+
+
+def check_list_connections_has_no_secret_access(t):
+    assert not [a for a, _ in grants(t, "ListConnectionsFunction") if a.startswith("secretsmanager:")]
+    assert "NANGO_SECRET_ARN" not in environment(t, "ListConnectionsFunction")
+
+
+def check_table_matches_definition(t):
+    """Key schema, attributes and indexes are those of infra/dynamodb/connections-table.json."""
+    definition = json.loads(TABLE_DEFINITION.read_text())
+    table = resources(t, "AWS::DynamoDB::Table")
+    assert set(table) == {TABLE}
+    props = table[TABLE]["Properties"]
+
+    def attributes(d):
+        return sorted(d["AttributeDefinitions"], key=lambda a: a["AttributeName"])
+
+    def indexes(d):
+        return sorted(d.get("GlobalSecondaryIndexes", []), key=lambda i: i["IndexName"])
+
+    assert attributes(props) == attributes(definition)
+    assert props["KeySchema"] == definition["KeySchema"]
+    assert indexes(props) == indexes(definition)
+    assert props.get("LocalSecondaryIndexes") == definition.get("LocalSecondaryIndexes")
+    assert props["BillingMode"] == definition["BillingMode"] == "PAY_PER_REQUEST"
+    assert {i["IndexName"] for i in indexes(props)} == set(INDEX_ARNS)
+
+
+def check_table_protection(t):
+    """Point-in-time recovery on; deletion protection and retention from parameters."""
+    table = t["Resources"][TABLE]
+    props = table["Properties"]
+    assert props.get("PointInTimeRecoverySpecification") == {"PointInTimeRecoveryEnabled": True}
+    assert props.get("DeletionProtectionEnabled") == {"Ref": "TableDeletionProtection"}
+    assert table.get("DeletionPolicy") == table.get("UpdateReplacePolicy") == {"Ref": "TableRetentionPolicy"}
+    assert t["Parameters"]["TableRetentionPolicy"]["Default"] == "Retain"
+    assert t["Parameters"]["TableDeletionProtection"]["Default"] == "true"
+    assert "AWS::LanguageExtensions" in as_list(t["Transform"]), "needed for a DeletionPolicy parameter"
+
+
+def check_no_secret_parameters(t):
+    """No parameter carries a secret (only the ARN of one)."""
+    for name, parameter in t.get("Parameters", {}).items():
+        assert not parameter.get("NoEcho"), f"{name}: a NoEcho parameter is a secret in disguise"
+        if re.search(r"secret|signing|password|token|key", name, re.IGNORECASE):
+            assert name.endswith("Arn"), f"{name}: secrets belong in Secrets Manager, not parameters"
+
+
+def check_no_secret_environment(t):
+    """Deployed functions get the secret's ARN, never the secret values as plain variables."""
+    globals_env = t.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    assert not SECRET_VARIABLES & set(globals_env)
+    for name in FUNCTIONS:
+        env = environment(t, name)
+        assert not SECRET_VARIABLES & set(env), f"{name}: {SECRET_VARIABLES & set(env)}"
+        if name in NEEDS_SECRET:
+            assert normalized(env.get("NANGO_SECRET_ARN")) == SECRET_ARN, f"{name}: NANGO_SECRET_ARN"
+        else:
+            assert "NANGO_SECRET_ARN" not in env, name
+        if name in NEEDS_TABLE:
+            assert env.get("CONNECTIONS_TABLE") == {"Ref": TABLE}, f"{name}: CONNECTIONS_TABLE"
+
+
+SECRET_LOOKING = [
+    re.compile(r"nango_sk_|sk_(live|test)_|-----BEGIN|AKIA[0-9A-Z]{16}"),
+    # Nango secret keys are UUIDs.
+    re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE),
+    re.compile(r"\b[0-9a-f]{32,}\b", re.IGNORECASE),
+]
+
+
+def looks_random(text):
+    """A long run of key characters mixing letters and digits (words and paths have no digits)."""
+    return any(sum(c.isdigit() for c in run) >= 3 and sum(c.isalpha() for c in run) >= 3
+               for run in re.findall(r"[A-Za-z0-9+/_=-]{24,}", text))
+
+
+def check_no_secret_literal(t):
+    """No literal anywhere looks like a key, and the secret the stack creates holds only placeholders."""
+    for text in strings(t):
+        assert not any(p.search(text) for p in SECRET_LOOKING), f"secret-looking literal: {text!r}"
+        assert not looks_random(text), f"secret-looking literal: {text!r}"
+    secrets = resources(t, "AWS::SecretsManager::Secret")
+    assert set(secrets) == {"NangoSecret"}
+    secret = secrets["NangoSecret"]
+    assert secret.get("Condition") == "CreateNangoSecret"
+    assert t["Conditions"]["CreateNangoSecret"] == {"Fn::Equals": [{"Ref": "ExistingNangoSecretArn"}, ""]}
+    props = secret["Properties"]
+    assert "SecretString" not in props, "the template must not carry a secret value"
+    generated = props["GenerateSecretString"]
+    template = json.loads(generated["SecretStringTemplate"])
+    assert set(template) | {generated["GenerateStringKey"]} == SECRET_VARIABLES
+    assert all(re.fullmatch(r"replace-me[\w-]*", value) for value in template.values()), template
+    # The signing key starts random: a known placeholder would let anyone forge webhooks.
+    assert generated["GenerateStringKey"] == "NANGO_WEBHOOK_SIGNING_KEY"
+    assert generated.get("PasswordLength", 32) >= 32
+
+
+def check_webhook_url(t):
+    """A public function URL (the signature is the gate), with reserved concurrency from a parameter."""
+    props = function(t, RECEIVER)
+    assert props.get("FunctionUrlConfig", {}).get("AuthType") == "NONE"
+    concurrency = [b for b in branches(props.get("ReservedConcurrentExecutions")) if b != {"Ref": "AWS::NoValue"}]
+    assert concurrency == [{"Ref": "WebhookReservedConcurrency"}], props.get("ReservedConcurrentExecutions")
+    parameter = t["Parameters"]["WebhookReservedConcurrency"]
+    assert parameter["Type"] == "Number" and int(parameter["Default"]) >= 1
+    for name in API_FUNCTIONS:
+        assert "FunctionUrlConfig" not in function(t, name), f"{name} must be reached only through the API"
+
+
+def check_timeouts(t):
+    """The receiver answers well within Nango's 20 s, the API functions within API Gateway's 29 s, and
+    the functions that call Nango outlast its 9 s budget."""
+    receiver = function(t, RECEIVER)["Timeout"]
+    assert receiver <= NANGO_WEBHOOK_TIMEOUT / 2, f"receiver timeout {receiver}"
+    for name in API_FUNCTIONS:
+        timeout = function(t, name)["Timeout"]
+        assert timeout < API_GATEWAY_TIMEOUT, f"{name}: {timeout}"
+        if name in NANGO_CALLERS:
+            assert timeout > NANGO_BUDGET, f"{name}: {timeout} leaves no room for Nango's budget"
+    for name in FUNCTIONS:
+        assert function(t, name)["MemorySize"] >= 256, f"{name}: too little CPU for a TLS handshake"
+
+
+def check_outputs(t):
+    outputs = {k: normalized(v["Value"]) for k, v in t["Outputs"].items()}
+    assert outputs == {
+        "ApiUrl": {"Fn::GetAtt": ["Api", "ApiEndpoint"]},
+        "WebhookUrl": {"Fn::GetAtt": [f"{RECEIVER}Url", "FunctionUrl"]},
+        "ConnectionsTableName": {"Ref": TABLE},
+        "NangoSecretArn": SECRET_ARN,
+    }
+
+
+# ── The tests: the real template passes every check ──────────────────────────────────────────────
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template(TEMPLATE_PATH)
+
+
+def test_functions_are_arm64_cargo_lambda_zips(template):
+    check_functions(template)
+
+
+def test_logs_are_json_with_retention(template):
+    check_logging(template)
+
+
+def test_each_route_goes_to_its_function(template):
+    check_routes(template)
+
+
+def test_every_route_needs_a_jwt_and_cors_is_limited(template):
+    check_authorizer(template)
+
+
+def test_policy_allows_exactly_what_the_code_calls(template, function_name):
+    check_least_privilege(template, function_name)
+
+
+def test_no_other_iam(template):
+    check_no_stray_iam(template)
+
+
+def test_create_session_has_no_dynamodb_access(template):
+    check_create_session_has_no_dynamodb_access(template)
+
+
+def test_list_connections_has_no_secret_access(template):
+    check_list_connections_has_no_secret_access(template)
+
+
+def test_table_matches_its_json_definition(template):
+    check_table_matches_definition(template)
+
+
+def test_table_is_protected(template):
+    check_table_protection(template)
+
+
+def test_no_secret_parameters(template):
+    check_no_secret_parameters(template)
+
+
+def test_no_secret_environment_variables(template):
+    check_no_secret_environment(template)
+
+
+def test_no_secret_values_in_the_template(template):
+    check_no_secret_literal(template)
+
+
+def test_webhook_url_is_public_and_capped(template):
+    check_webhook_url(template)
+
+
+def test_timeouts_within_bounds(template):
+    check_timeouts(template)
+
+
+def test_outputs(template):
+    check_outputs(template)
+
+
+# ── Every check fails on a template that breaks its promise ──────────────────────────────────────
+
+def props(t, name):
+    return t["Resources"][name]["Properties"]
+
+
+def statements(t, name):
+    return props(t, name)["Policies"][0]["Statement"]
+
+
+def add_statement(name, action, resource):
+    def mutate(t):
+        statements(t, name).append({"Effect": "Allow", "Action": action, "Resource": resource})
+    return mutate
+
+
+def set_in(path, value):
+    def mutate(t):
+        node = t
+        for part in path[:-1]:
+            node = node[part] if isinstance(node, list) else node.setdefault(part, {})
+        node[path[-1]] = value
+    return mutate
+
+
+def delete_in(path):
+    def mutate(t):
+        node = t
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+    return mutate
+
+
+def both(*mutations):
+    def mutate(t):
+        for m in mutations:
+            m(t)
+    return mutate
+
+
+R = "Resources"
+MUTATIONS = {
+    "x86_64": (check_functions, set_in([R, "ListConnectionsFunction", "Properties", "Architectures"], ["x86_64"])),
+    "wrong crate": (check_functions, set_in([R, RECEIVER, "Properties", "CodeUri"], "functions/create-session")),
+    "no cargo-lambda": (check_functions, delete_in([R, RECEIVER, "Metadata"])),
+    "old runtime": (check_functions, set_in(["Globals", "Function", "Runtime"], "provided.al2")),
+    "text logs": (check_logging, set_in(["Globals", "Function", "LoggingConfig", "LogFormat"], "Text")),
+    "no retention": (check_logging, delete_in([R, "CreateSessionLogs", "Properties", "RetentionInDays"])),
+    "swapped routes": (check_routes, both(
+        set_in([R, "CreateSessionFunction", "Properties", "Events", "CreateSession", "Properties", "Path"],
+               "/connections"),
+        set_in([R, "CreateSessionFunction", "Properties", "Events", "CreateSession", "Properties", "Method"], "GET"),
+        set_in([R, "ListConnectionsFunction", "Properties", "Events", "ListConnections", "Properties", "Path"],
+               "/sessions"),
+        set_in([R, "ListConnectionsFunction", "Properties", "Events", "ListConnections", "Properties", "Method"],
+               "POST"))),
+    "receiver on the API": (check_routes, set_in([R, RECEIVER, "Properties", "Events"], {"Hook": {
+        "Type": "HttpApi", "Properties": {"ApiId": {"Ref": "Api"}, "Method": "POST", "Path": "/webhook"}}})),
+    "route without JWT": (check_authorizer, set_in(
+        [R, "ListConnectionsFunction", "Properties", "Events", "ListConnections", "Properties", "Auth"],
+        {"Authorizer": "NONE"})),
+    "fixed issuer": (check_authorizer, set_in(
+        [R, "Api", "Properties", "Auth", "Authorizers", "UserJwt", "JwtConfiguration", "issuer"],
+        "https://example.com/")),
+    "CORS for all": (check_authorizer, set_in([R, "Api", "Properties", "CorsConfiguration"], {"AllowOrigins": ["*"]})),
+    "create scans": (functools.partial(check_least_privilege, name="CreateSessionFunction"),
+                     add_statement("CreateSessionFunction", "dynamodb:Scan", TABLE_ARN)),
+    "receiver deletes": (functools.partial(check_least_privilege, name=RECEIVER),
+                         add_statement(RECEIVER, "dynamodb:DeleteItem", TABLE_ARN)),
+    "dynamodb:*": (functools.partial(check_least_privilege, name="ReconnectSessionFunction"),
+                   set_in([R, "ReconnectSessionFunction", "Properties", "Policies", 0, "Statement", 0, "Action"],
+                          "dynamodb:*")),
+    "any index": (functools.partial(check_least_privilege, name="ListConnectionsFunction"),
+                  set_in([R, "ListConnectionsFunction", "Properties", "Policies", 0, "Statement", 0, "Resource"],
+                         [{"Fn::Sub": "${ConnectionsTable.Arn}/index/*"}])),
+    "query the table": (functools.partial(check_least_privilege, name="ListConnectionsFunction"),
+                        add_statement("ListConnectionsFunction", "dynamodb:Query", TABLE_ARN)),
+    "any secret": (functools.partial(check_least_privilege, name=RECEIVER),
+                   set_in([R, RECEIVER, "Properties", "Policies", 0, "Statement", 1, "Resource"], "*")),
+    "missing grant": (functools.partial(check_least_privilege, name=RECEIVER),
+                      set_in([R, RECEIVER, "Properties", "Policies", 0, "Statement", 0, "Action"],
+                             ["dynamodb:GetItem"])),
+    "managed policy": (functools.partial(check_least_privilege, name="CreateSessionFunction"),
+                       lambda t: props(t, "CreateSessionFunction")["Policies"].append("AmazonDynamoDBFullAccess")),
+    "SAM policy template": (functools.partial(check_least_privilege, name="CreateSessionFunction"),
+                            lambda t: props(t, "CreateSessionFunction")["Policies"].append(
+                                {"DynamoDBCrudPolicy": {"TableName": {"Ref": TABLE}}})),
+    "extra role": (check_no_stray_iam, set_in([R, "Extra"], {"Type": "AWS::IAM::Policy", "Properties": {}})),
+    "create reads table": (check_create_session_has_no_dynamodb_access,
+                           add_statement("CreateSessionFunction", "dynamodb:GetItem", TABLE_ARN)),
+    "list reads secret": (check_list_connections_has_no_secret_access,
+                          add_statement("ListConnectionsFunction", GET_SECRET, SECRET_ARN)),
+    "list has secret ARN": (check_list_connections_has_no_secret_access,
+                            set_in([R, "ListConnectionsFunction", "Properties", "Environment", "Variables",
+                                    "NANGO_SECRET_ARN"], SECRET_ARN)),
+    "index key differs": (check_table_matches_definition, set_in(
+        [R, TABLE, "Properties", "GlobalSecondaryIndexes", 0, "KeySchema", 1, "AttributeName"], "updatedAt")),
+    "keys-only projection": (check_table_matches_definition, set_in(
+        [R, TABLE, "Properties", "GlobalSecondaryIndexes", 1, "Projection"], {"ProjectionType": "KEYS_ONLY"})),
+    "numeric key": (check_table_matches_definition, set_in(
+        [R, TABLE, "Properties", "AttributeDefinitions", 0, "AttributeType"], "N")),
+    "provisioned": (check_table_matches_definition, set_in([R, TABLE, "Properties", "BillingMode"], "PROVISIONED")),
+    "no PITR": (check_table_protection, delete_in([R, TABLE, "Properties", "PointInTimeRecoverySpecification"])),
+    "fixed deletion policy": (check_table_protection, set_in([R, TABLE, "DeletionPolicy"], "Delete")),
+    "secret parameter": (check_no_secret_parameters, set_in(["Parameters", "NangoSecretKey"], {"Type": "String"})),
+    "NoEcho parameter": (check_no_secret_parameters, set_in(["Parameters", "Extra"], {"Type": "String", "NoEcho": True})),
+    "plain secret variable": (check_no_secret_environment, set_in(
+        [R, RECEIVER, "Properties", "Environment", "Variables", "NANGO_WEBHOOK_SIGNING_KEY"], {"Ref": "Extra"})),
+    "global secret variable": (check_no_secret_environment, set_in(
+        ["Globals", "Function", "Environment", "Variables", "NANGO_SECRET_KEY"], {"Ref": "Extra"})),
+    "no secret ARN": (check_no_secret_environment, delete_in(
+        [R, "CreateSessionFunction", "Properties", "Environment", "Variables", "NANGO_SECRET_ARN"])),
+    "secret value": (check_no_secret_literal, set_in([R, "NangoSecret", "Properties", "SecretString"],
+                                                     '{"NANGO_SECRET_KEY":"x"}')),
+    "real-looking key": (check_no_secret_literal, set_in(["Parameters", "NangoHost", "Default"],
+                                                         "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9")),
+    "random key in a default": (check_no_secret_literal, set_in(["Parameters", "NangoAllowedIntegrations", "Default"],
+                                                                "Zx81kQ2pL0vN7wR4tY6uI9oP3aS5dF")),
+    "hex key in a variable": (check_no_secret_literal, set_in(
+        [R, RECEIVER, "Properties", "Environment", "Variables", "EXTRA"], "9f" * 24)),
+    "real key in the template": (check_no_secret_literal, set_in(
+        [R, "NangoSecret", "Properties", "GenerateSecretString", "SecretStringTemplate"],
+        '{"NANGO_SECRET_KEY":"my-actual-key"}')),
+    "known signing key": (check_no_secret_literal, set_in(
+        [R, "NangoSecret", "Properties", "GenerateSecretString", "GenerateStringKey"], "NANGO_SECRET_KEY")),
+    "authenticated URL": (check_webhook_url, set_in([R, RECEIVER, "Properties", "FunctionUrlConfig", "AuthType"],
+                                                    "AWS_IAM")),
+    "fixed concurrency": (check_webhook_url, set_in([R, RECEIVER, "Properties", "ReservedConcurrentExecutions"], 10)),
+    "no concurrency cap": (check_webhook_url, delete_in([R, RECEIVER, "Properties", "ReservedConcurrentExecutions"])),
+    "API on a function URL": (check_webhook_url, set_in([R, "ListConnectionsFunction", "Properties",
+                                                         "FunctionUrlConfig"], {"AuthType": "NONE"})),
+    "slow receiver": (check_timeouts, set_in([R, RECEIVER, "Properties", "Timeout"], 19)),
+    "slow API": (check_timeouts, set_in([R, "ListConnectionsFunction", "Properties", "Timeout"], 29)),
+    "short Nango call": (check_timeouts, set_in([R, "ReconnectSessionFunction", "Properties", "Timeout"], 9)),
+    "128 MB": (check_timeouts, set_in([R, "CreateSessionFunction", "Properties", "MemorySize"], 128)),
+    "missing output": (check_outputs, delete_in(["Outputs", "WebhookUrl"])),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(MUTATIONS))
+def test_check_catches(template, mutation):
+    check, mutate = MUTATIONS[mutation]
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    with pytest.raises(AssertionError):
+        check(broken)
+
+
+def test_every_check_is_shown_to_fail():
+    shown = {getattr(check, "func", check).__name__ for check, _ in MUTATIONS.values()}
+    defined = {name for name in globals() if name.startswith("check_")}
+    assert defined == shown
+    least_privilege = {check.keywords["name"] for check, _ in MUTATIONS.values()
+                       if getattr(check, "func", None) is check_least_privilege}
+    assert least_privilege == set(PERMISSIONS)
