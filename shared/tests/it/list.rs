@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn deliver(store: &ConnectionStore, connection_id: &str, body: &str) {
+async fn deliver_for(store: &ConnectionStore, connection_id: &str, body: &str) {
     let body = body.replace(CONNECTION_ID, connection_id);
     let answer = answer(
         webhook_receiver(store.clone())
@@ -41,29 +41,29 @@ fn ids(body: &serde_json::Value) -> Vec<&str> {
 #[tokio::test]
 async fn lists_mine_and_my_organizations_newest_first() {
     let store = store().await;
-    deliver(&store, "c-mine-old", &created_by("user-42", None)).await;
+    deliver_for(&store, "c-mine-old", &created_by("user-42", None)).await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    deliver(
+    deliver_for(
         &store,
         "c-colleague",
         &created_by("colleague-1", Some("org-7")),
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    deliver(
+    deliver_for(
         &store,
         "c-someone-else",
         &created_by("stranger", Some("org-8")),
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    deliver(
+    deliver_for(
         &store,
         "c-mine-in-org",
         &created_by("user-42", Some("org-7")),
     )
     .await;
-    deliver(
+    deliver_for(
         &store,
         "c-mine-old",
         &auth_webhook(
@@ -106,8 +106,8 @@ async fn lists_mine_and_my_organizations_newest_first() {
 #[tokio::test]
 async fn without_an_organization_only_my_own_are_listed() {
     let store = store().await;
-    deliver(&store, "c-mine", &created_by("user-42", Some("org-7"))).await;
-    deliver(
+    deliver_for(&store, "c-mine", &created_by("user-42", Some("org-7"))).await;
+    deliver_for(
         &store,
         "c-colleague",
         &created_by("colleague-1", Some("org-7")),

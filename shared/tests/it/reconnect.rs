@@ -21,16 +21,7 @@ fn session_created() -> ResponseTemplate {
 async fn store_with_connection(tags: serde_json::Value) -> ConnectionStore {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    let answer = answer(
-        receiver
-            .handle(signed_webhook(&auth_webhook(
-                "creation",
-                true,
-                Some(tags),
-                None,
-            )))
-            .await,
-    );
+    let answer = deliver(&receiver, &auth_webhook("creation", true, Some(tags), None)).await;
     assert_eq!(answer.status, 200);
     store
 }

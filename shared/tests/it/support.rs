@@ -213,6 +213,16 @@ pub fn signed_webhook(body: &str) -> Request {
         .request()
 }
 
+/// Delivers a correctly signed webhook with `body` to `receiver`.
+pub async fn deliver(receiver: &WebhookReceiver, body: &str) -> Answer {
+    answer(receiver.handle(signed_webhook(body)).await)
+}
+
+/// The creation webhook of user-42's connection (org-7).
+pub fn creation() -> String {
+    auth_webhook("creation", true, Some(owner_tags()), None)
+}
+
 pub fn sign(body: &str) -> String {
     hex::encode(signature::sign(SIGNING_KEY.as_bytes(), body.as_bytes()))
 }

@@ -52,7 +52,7 @@ async fn recorded_creation_event_stores_an_owned_active_connection() {
 async fn signature_header_name_is_case_insensitive() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    let body = auth_webhook("creation", true, Some(owner_tags()), None);
+    let body = creation();
     for name in ["x-nango-hmac-sha256", "X-NANGO-HMAC-SHA256"] {
         let request = Event::from(WEBHOOK)
             .without_header("X-Nango-Hmac-Sha256")
@@ -67,7 +67,7 @@ async fn signature_header_name_is_case_insensitive() {
 async fn base64_encoded_body_is_verified_over_its_decoded_bytes() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    let body = auth_webhook("creation", true, Some(owner_tags()), None);
+    let body = creation();
     let mut event = Event::from(WEBHOOK)
         .header("X-Nango-Hmac-Sha256", &sign(&body))
         .raw()
@@ -83,7 +83,7 @@ async fn base64_encoded_body_is_verified_over_its_decoded_bytes() {
 async fn wrong_missing_or_legacy_signature_is_401_and_writes_nothing() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    let body = auth_webhook("creation", true, Some(owner_tags()), None);
+    let body = creation();
     let legacy = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(
@@ -137,7 +137,7 @@ async fn signed_but_not_a_nango_payload_is_400() {
         r#"{"hello":"world"}"#,
         r#"{"type":"auth","operation":"creation"}"#,
     ] {
-        let answer = answer(receiver.handle(signed_webhook(body)).await);
+        let answer = deliver(&receiver, body).await;
         assert_eq!(answer.status, 400, "{body}");
         assert_eq!(answer.error_code(), "invalid_payload");
     }
@@ -155,7 +155,7 @@ async fn other_webhook_types_and_unknown_operations_are_acknowledged_and_ignored
         auth_webhook("teleport", true, Some(owner_tags()), None),
     ];
     for body in bodies {
-        let answer = answer(receiver.handle(signed_webhook(&body)).await);
+        let answer = deliver(&receiver, &body).await;
         assert_eq!(answer.status, 200, "{body}");
         assert_eq!(answer.body, json!({"result": "ignored"}));
     }
@@ -172,7 +172,7 @@ async fn failed_creation_creates_no_connection() {
         None,
         Some(("invalid_callback", "access_denied")),
     );
-    let answer = answer(receiver.handle(signed_webhook(&body)).await);
+    let answer = deliver(&receiver, &body).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, json!({"result": "logged"}));
     assert_eq!(store.get(&connection_id()).await.unwrap(), None);
@@ -182,11 +182,11 @@ async fn failed_creation_creates_no_connection() {
 async fn duplicate_delivery_ends_in_the_same_state_as_one() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    let body = auth_webhook("creation", true, Some(owner_tags()), None);
-    answer(receiver.handle(signed_webhook(&body)).await);
+    let body = creation();
+    deliver(&receiver, &body).await;
     let once = store.get(&connection_id()).await.unwrap();
 
-    let again = answer(receiver.handle(signed_webhook(&body)).await);
+    let again = deliver(&receiver, &body).await;
 
     assert_eq!(again.status, 200);
     assert_eq!(again.body, json!({"result": "unchanged"}));
@@ -201,20 +201,13 @@ async fn duplicate_delivery_ends_in_the_same_state_as_one() {
 async fn refresh_failure_then_override_success_goes_error_then_active() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "creation",
-            true,
-            Some(owner_tags()),
-            None,
-        )))
-        .await;
+    deliver(&receiver, &creation()).await;
 
-    receiver
-        .handle(signed_webhook(&refresh_failure(Some(
-            json!({"end_user_id": "user-42"}),
-        ))))
-        .await;
+    deliver(
+        &receiver,
+        &refresh_failure(Some(json!({"end_user_id": "user-42"}))),
+    )
+    .await;
     let failed = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(failed.status, Status::Error);
     let error = failed.error.clone().unwrap();
@@ -223,14 +216,11 @@ async fn refresh_failure_then_override_success_goes_error_then_active() {
         ("refresh_token_external_error", "invalid_grant")
     );
 
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "override",
-            true,
-            Some(json!({})),
-            None,
-        )))
-        .await;
+    deliver(
+        &receiver,
+        &auth_webhook("override", true, Some(json!({})), None),
+    )
+    .await;
     let healed = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(healed.status, Status::Active);
     assert_eq!(healed.error, None);
@@ -244,21 +234,14 @@ async fn refresh_failure_then_override_success_goes_error_then_active() {
 async fn override_failure_marks_the_connection_in_error() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "creation",
-            true,
-            Some(owner_tags()),
-            None,
-        )))
-        .await;
+    deliver(&receiver, &creation()).await;
     let body = auth_webhook(
         "override",
         false,
         Some(json!({})),
         Some(("invalid_credentials", "401 from provider")),
     );
-    receiver.handle(signed_webhook(&body)).await;
+    deliver(&receiver, &body).await;
     let stored = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::Error);
     assert_eq!(stored.error.unwrap().kind, "invalid_credentials");
@@ -268,26 +251,14 @@ async fn override_failure_marks_the_connection_in_error() {
 async fn override_with_empty_tags_keeps_owner_and_tags() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "creation",
-            true,
-            Some(owner_tags()),
-            None,
-        )))
-        .await;
-    receiver
-        .handle(signed_webhook(&refresh_failure(None)))
-        .await;
+    deliver(&receiver, &creation()).await;
+    deliver(&receiver, &refresh_failure(None)).await;
 
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "override",
-            true,
-            Some(json!({})),
-            None,
-        )))
-        .await;
+    deliver(
+        &receiver,
+        &auth_webhook("override", true, Some(json!({})), None),
+    )
+    .await;
 
     let stored = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(stored.owner.end_user_id.as_deref(), Some("user-42"));
@@ -300,15 +271,13 @@ async fn override_with_empty_tags_keeps_owner_and_tags() {
 async fn late_creation_does_not_undo_later_events() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    let creation = auth_webhook("creation", true, Some(owner_tags()), None);
-    receiver.handle(signed_webhook(&creation)).await;
-    receiver
-        .handle(signed_webhook(&refresh_failure(None)))
-        .await;
+    let creation = creation();
+    deliver(&receiver, &creation).await;
+    deliver(&receiver, &refresh_failure(None)).await;
     let before = store.get(&connection_id()).await.unwrap();
 
     // Nango retries the creation webhook after the refresh failure went through.
-    let answer = answer(receiver.handle(signed_webhook(&creation)).await);
+    let answer = deliver(&receiver, &creation).await;
 
     assert_eq!(answer.body, json!({"result": "unchanged"}));
     assert_eq!(store.get(&connection_id()).await.unwrap(), before);
@@ -321,16 +290,11 @@ async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
     let lister = list_connections(store.clone());
 
     // The creation webhook was lost; the first we hear is a reconnect without tags.
-    let answer_ = answer(
-        receiver
-            .handle(signed_webhook(&auth_webhook(
-                "override",
-                true,
-                Some(json!({})),
-                None,
-            )))
-            .await,
-    );
+    let answer_ = deliver(
+        &receiver,
+        &auth_webhook("override", true, Some(json!({})), None),
+    )
+    .await;
     assert_eq!(answer_.status, 200);
     let orphan = store
         .get(&connection_id())
@@ -351,9 +315,7 @@ async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
     assert_eq!(listed.body["connections"], json!([]), "nobody owns it yet");
 
     // A refresh failure carrying tags teaches us the owner.
-    receiver
-        .handle(signed_webhook(&refresh_failure(Some(owner_tags()))))
-        .await;
+    deliver(&receiver, &refresh_failure(Some(owner_tags()))).await;
     let owned = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(owned.owner.end_user_id.as_deref(), Some("user-42"));
     assert_eq!(owned.created_at, orphan.created_at);
@@ -375,19 +337,14 @@ async fn deletion_unlists_the_connection_and_nothing_resurrects_it() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
     let lister = list_connections(store.clone());
-    let creation = auth_webhook("creation", true, Some(owner_tags()), None);
-    receiver.handle(signed_webhook(&creation)).await;
+    let creation = creation();
+    deliver(&receiver, &creation).await;
 
-    let answer_ = answer(
-        receiver
-            .handle(signed_webhook(&auth_webhook(
-                "deletion",
-                true,
-                Some(owner_tags()),
-                None,
-            )))
-            .await,
-    );
+    let answer_ = deliver(
+        &receiver,
+        &auth_webhook("deletion", true, Some(owner_tags()), None),
+    )
+    .await;
     assert_eq!(answer_.body, json!({"result": "stored"}));
     let deleted = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(deleted.status, Status::Deleted);
@@ -398,7 +355,7 @@ async fn deletion_unlists_the_connection_and_nothing_resurrects_it() {
         refresh_failure(Some(owner_tags())),
         auth_webhook("override", true, Some(owner_tags()), None),
     ] {
-        let answer_ = answer(receiver.handle(signed_webhook(&late)).await);
+        let answer_ = deliver(&receiver, &late).await;
         assert_eq!(answer_.body, json!({"result": "unchanged"}));
     }
     assert_eq!(store.get(&connection_id()).await.unwrap(), Some(deleted));
@@ -418,7 +375,7 @@ async fn deletion_unlists_the_connection_and_nothing_resurrects_it() {
 async fn concurrent_deliveries_lose_no_update() {
     let store = store().await;
     let receiver = std::sync::Arc::new(webhook_receiver(store.clone()));
-    let creation = auth_webhook("creation", true, Some(owner_tags()), None);
+    let creation = creation();
     let failure = refresh_failure(None);
     // Nango's two webhook URLs and its retries can deliver these at the same moment.
     let mut tasks = Vec::new();
@@ -430,7 +387,7 @@ async fn concurrent_deliveries_lose_no_update() {
             failure.clone()
         };
         tasks.push(tokio::spawn(async move {
-            answer(receiver.handle(signed_webhook(&body)).await).status
+            deliver(&receiver, &body).await.status
         }));
     }
     for task in tasks {
@@ -493,8 +450,8 @@ async fn storage_failure_is_500_so_nango_retries() {
         unreachable_dynamodb(),
         "connections",
     ));
-    let body = auth_webhook("creation", true, Some(owner_tags()), None);
-    let answer = answer(receiver.handle(signed_webhook(&body)).await);
+    let body = creation();
+    let answer = deliver(&receiver, &body).await;
     assert_eq!(answer.status, 500);
     assert_eq!(answer.error_code(), "storage_error");
     assert!(
@@ -507,25 +464,18 @@ async fn storage_failure_is_500_so_nango_retries() {
 async fn refresh_success_heals_a_failing_connection() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "creation",
-            true,
-            Some(owner_tags()),
-            None,
-        )))
-        .await;
-    receiver
-        .handle(signed_webhook(&refresh_failure(None)))
-        .await;
-    receiver
-        .handle(signed_webhook(&auth_webhook(
+    deliver(&receiver, &creation()).await;
+    deliver(&receiver, &refresh_failure(None)).await;
+    deliver(
+        &receiver,
+        &auth_webhook(
             "refresh",
             true,
             Some(json!({"end_user_id": "user-42"})),
             None,
-        )))
-        .await;
+        ),
+    )
+    .await;
     let stored = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::Active);
     assert_eq!(stored.error, None);
@@ -535,19 +485,8 @@ async fn refresh_success_heals_a_failing_connection() {
 async fn deletion_counts_whatever_its_success_flag_says() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "creation",
-            true,
-            Some(owner_tags()),
-            None,
-        )))
-        .await;
-    let answer = answer(
-        receiver
-            .handle(signed_webhook(&auth_webhook("deletion", false, None, None)))
-            .await,
-    );
+    deliver(&receiver, &creation()).await;
+    let answer = deliver(&receiver, &auth_webhook("deletion", false, None, None)).await;
     assert_eq!(answer.body, json!({"result": "stored"}));
     assert_eq!(
         store.get(&connection_id()).await.unwrap().unwrap().status,
@@ -559,24 +498,12 @@ async fn deletion_counts_whatever_its_success_flag_says() {
 async fn deletion_of_a_connection_never_seen_keeps_a_late_creation_out() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    receiver
-        .handle(signed_webhook(&auth_webhook(
-            "deletion",
-            true,
-            Some(json!({})),
-            None,
-        )))
-        .await;
-    let late = answer(
-        receiver
-            .handle(signed_webhook(&auth_webhook(
-                "creation",
-                true,
-                Some(owner_tags()),
-                None,
-            )))
-            .await,
-    );
+    deliver(
+        &receiver,
+        &auth_webhook("deletion", true, Some(json!({})), None),
+    )
+    .await;
+    let late = deliver(&receiver, &creation()).await;
     assert_eq!(late.body, json!({"result": "unchanged"}));
     let listed = answer(
         list_connections(store.clone())
@@ -598,10 +525,7 @@ async fn owner_from_the_deprecated_end_user_object_is_stored() {
         r#""environment""#,
         r#""endUser":{"endUserEmail":"bob@example.com","endUserId":"bob","organizationId":"org-9","tags":{}},"environment""#,
     );
-    assert_eq!(
-        answer(receiver.handle(signed_webhook(&body)).await).status,
-        200
-    );
+    assert_eq!(deliver(&receiver, &body).await.status, 200);
     let stored = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(stored.owner.end_user_id.as_deref(), Some("bob"));
     assert_eq!(stored.owner.organization_id.as_deref(), Some("org-9"));
