@@ -332,6 +332,16 @@ mod tests {
         )
     }
 
+    /// Checks the status and the stable code; returns the body for further checks.
+    fn assert_answer(response: Response<Body>, status: u16, code: &str) -> serde_json::Value {
+        let (actual_status, body) = answer(response);
+        assert_eq!(
+            (actual_status, body["error"]["code"].as_str()),
+            (status, Some(code))
+        );
+        body
+    }
+
     fn rejected(status: u16, code: &str, path: &[&str]) -> ApiError {
         ApiError::Nango(NangoError::Rejected {
             status,
@@ -401,11 +411,7 @@ mod tests {
             ),
         ];
         for (error, status, code) in cases {
-            let (actual_status, body) = answer(error.into_response());
-            assert_eq!(
-                (actual_status, body["error"]["code"].as_str()),
-                (status, Some(code))
-            );
+            let body = assert_answer(error.into_response(), status, code);
             assert!(body["error"]["message"].is_string());
         }
     }
@@ -443,11 +449,7 @@ mod tests {
             ),
         ];
         for (error, status, code) in cases {
-            let (actual_status, body) = answer(error.into_response());
-            assert_eq!(
-                (actual_status, body["error"]["code"].as_str()),
-                (status, Some(code))
-            );
+            assert_answer(error.into_response(), status, code);
         }
     }
 

@@ -20,16 +20,11 @@ function connectionSummary(connection) {
     };
 }
 
+// GET /connections/{id}: the list's fields (but `created`), plus the connection's own.
 function connectionFull(connection, includeCredentials) {
+    const { created: _listOnly, ...summary } = connectionSummary(connection);
     return {
-        id: connection.id,
-        connection_id: connection.connection_id,
-        provider_config_key: connection.provider_config_key,
-        provider: connection.provider,
-        errors: connection.errors,
-        end_user: endUserToApi(connection.end_user),
-        tags: jsonbOrder(connection.tags),
-        metadata: jsonbOrder(connection.metadata) || null,
+        ...summary,
         connection_config: connection.connection_config || {},
         webhook_url_override: connection.webhook_url_override ?? null,
         created_at: pgTimestamp(connection.created_at),
