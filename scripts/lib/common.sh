@@ -89,7 +89,6 @@ ensure_python_tools() {
 # The demo page's packages (the Nango frontend SDK, Playwright's driver), from npm.
 ensure_demo_packages() {
   local demo="$REPO_ROOT/infra/demo"
-  [ -f "$demo/package-lock.json" ] || return 0
   if [ ! -d "$demo/node_modules" ] || [ "$demo/package-lock.json" -nt "$demo/node_modules/.package-lock.json" ]; then
     log "installing the demo page's npm packages"
     (cd "$demo" && npm ci --silent --no-audit --no-fund)

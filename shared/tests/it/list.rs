@@ -23,12 +23,6 @@ fn created_by(end_user_id: &str, organization_id: Option<&str>) -> String {
     auth_webhook("creation", true, Some(tags), None)
 }
 
-fn list_as(end_user_id: &str, organization_id: Option<&str>) -> lambda_http::Request {
-    Event::from(GET_CONNECTIONS)
-        .claims(Some(claims(end_user_id, organization_id)))
-        .request()
-}
-
 fn ids(body: &serde_json::Value) -> Vec<&str> {
     body["connections"]
         .as_array()

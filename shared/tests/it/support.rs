@@ -205,6 +205,13 @@ impl Event {
     }
 }
 
+/// `GET /connections` as the given caller.
+pub fn list_as(end_user_id: &str, organization_id: Option<&str>) -> Request {
+    Event::from(GET_CONNECTIONS)
+        .claims(Some(claims(end_user_id, organization_id)))
+        .request()
+}
+
 /// A webhook event whose `X-Nango-Hmac-Sha256` is right for `body`.
 pub fn signed_webhook(body: &str) -> Request {
     Event::from(WEBHOOK)

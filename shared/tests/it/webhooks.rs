@@ -303,15 +303,7 @@ async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
         .expect("stored anyway");
     assert_eq!(orphan.owner.end_user_id, None);
     assert_eq!(orphan.status, Status::Active);
-    let listed = answer(
-        lister
-            .handle(
-                Event::from(GET_CONNECTIONS)
-                    .claims(Some(claims("user-42", Some("org-7"))))
-                    .request(),
-            )
-            .await,
-    );
+    let listed = answer(lister.handle(list_as("user-42", Some("org-7"))).await);
     assert_eq!(listed.body["connections"], json!([]), "nobody owns it yet");
 
     // A refresh failure carrying tags teaches us the owner.
@@ -319,15 +311,7 @@ async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
     let owned = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(owned.owner.end_user_id.as_deref(), Some("user-42"));
     assert_eq!(owned.created_at, orphan.created_at);
-    let listed = answer(
-        lister
-            .handle(
-                Event::from(GET_CONNECTIONS)
-                    .claims(Some(claims("user-42", None)))
-                    .request(),
-            )
-            .await,
-    );
+    let listed = answer(lister.handle(list_as("user-42", None)).await);
     assert_eq!(listed.body["connections"][0]["connectionId"], CONNECTION_ID);
     assert_eq!(listed.body["connections"][0]["status"], "error");
 }
@@ -359,15 +343,7 @@ async fn deletion_unlists_the_connection_and_nothing_resurrects_it() {
         assert_eq!(answer_.body, json!({"result": "unchanged"}));
     }
     assert_eq!(store.get(&connection_id()).await.unwrap(), Some(deleted));
-    let listed = answer(
-        lister
-            .handle(
-                Event::from(GET_CONNECTIONS)
-                    .claims(Some(claims("user-42", Some("org-7"))))
-                    .request(),
-            )
-            .await,
-    );
+    let listed = answer(lister.handle(list_as("user-42", Some("org-7"))).await);
     assert_eq!(listed.body["connections"], json!([]));
 }
 
@@ -507,11 +483,7 @@ async fn deletion_of_a_connection_never_seen_keeps_a_late_creation_out() {
     assert_eq!(late.body, json!({"result": "unchanged"}));
     let listed = answer(
         list_connections(store.clone())
-            .handle(
-                Event::from(GET_CONNECTIONS)
-                    .claims(Some(claims("user-42", None)))
-                    .request(),
-            )
+            .handle(list_as("user-42", None))
             .await,
     );
     assert_eq!(listed.body["connections"], json!([]));
