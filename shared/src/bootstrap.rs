@@ -51,6 +51,7 @@ pub async fn aws_config() -> SdkConfig {
 /// The environment, overlaid with the secret named by `NANGO_SECRET_ARN` when there is one.
 pub struct Environment {
     secrets: HashMap<String, String>,
+    secret: Option<SecretSource>,
 }
 
 impl Source for Environment {
@@ -70,21 +71,60 @@ struct SecretVariables(HashMap<String, String>);
 
 impl Environment {
     pub async fn load(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let Some(arn) = ProcessEnv
-            .get(NANGO_SECRET_ARN)
-            .filter(|arn| !arn.trim().is_empty())
-        else {
+        let Some(secret) = SecretSource::from_env(aws) else {
             return Ok(Environment {
                 secrets: HashMap::new(),
+                secret: None,
             });
         };
+        Ok(Environment {
+            secrets: secret.read().await?,
+            secret: Some(secret),
+        })
+    }
+
+    /// Where the secret variables came from, when they came from Secrets Manager.
+    pub fn secret_source(&self) -> Option<&SecretSource> {
+        self.secret.as_ref()
+    }
+}
+
+/// The secret named by `NANGO_SECRET_ARN`: read at cold start, and read again by the webhook
+/// receiver when a signature matches none of the keys it has (the key was rotated).
+#[derive(Debug, Clone)]
+pub struct SecretSource {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+}
+
+impl SecretSource {
+    pub fn new(client: aws_sdk_secretsmanager::Client, arn: impl Into<String>) -> Self {
+        SecretSource {
+            client,
+            arn: arn.into(),
+        }
+    }
+
+    fn from_env(aws: &SdkConfig) -> Option<Self> {
+        let arn = ProcessEnv
+            .get(NANGO_SECRET_ARN)
+            .filter(|arn| !arn.trim().is_empty())?;
+        Some(SecretSource::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            arn.trim(),
+        ))
+    }
+
+    /// The secret's variables, as they are now.
+    pub async fn read(&self) -> Result<HashMap<String, String>, ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid {
             name: NANGO_SECRET_ARN,
             reason,
         };
-        let output = aws_sdk_secretsmanager::Client::new(aws)
+        let output = self
+            .client
             .get_secret_value()
-            .secret_id(arn.trim())
+            .secret_id(&self.arn)
             .send()
             .await
             .map_err(|err| {
@@ -100,7 +140,7 @@ impl Environment {
         let SecretVariables(secrets) = serde_json::from_str(text).map_err(|_| {
             invalid("the secret's value is not a JSON object of string values".to_owned())
         })?;
-        Ok(Environment { secrets })
+        Ok(secrets)
     }
 }
 

@@ -19,6 +19,7 @@ pub const END_USER_ID_CLAIM: &str = "END_USER_ID_CLAIM";
 pub const END_USER_EMAIL_CLAIM: &str = "END_USER_EMAIL_CLAIM";
 pub const END_USER_NAME_CLAIM: &str = "END_USER_NAME_CLAIM";
 pub const ORGANIZATION_ID_CLAIM: &str = "ORGANIZATION_ID_CLAIM";
+pub const ORGANIZATION_ACCESS: &str = "ORGANIZATION_ACCESS";
 
 const DEFAULT_NANGO_HOST: &str = "https://api.nango.dev";
 
@@ -53,6 +54,12 @@ impl Source for ProcessEnv {
     }
 }
 
+impl Source for std::collections::HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
 impl<const N: usize> Source for [(&str, &str); N] {
     fn get(&self, name: &str) -> Option<String> {
         self.iter()
@@ -62,7 +69,7 @@ impl<const N: usize> Source for [(&str, &str); N] {
 }
 
 /// A set variable with surrounding blanks removed; blank counts as unset.
-fn optional(source: &impl Source, name: &'static str) -> Option<String> {
+pub(crate) fn optional(source: &impl Source, name: &'static str) -> Option<String> {
     source
         .get(name)
         .map(|value| value.trim().to_owned())
@@ -116,7 +123,7 @@ impl Default for NangoTimeouts {
 impl NangoConfig {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let host = optional(source, NANGO_HOST).unwrap_or_else(|| DEFAULT_NANGO_HOST.to_owned());
-        if !(host.starts_with("https://") || is_loopback_http(&host)) {
+        if !(is_https_url(&host) || is_loopback_http(&host)) {
             return Err(ConfigError::Invalid {
                 name: NANGO_HOST,
                 reason: "must be an https:// URL (http:// only on this machine: 127.0.0.1, localhost, [::1]), since the secret key travels with every call".to_owned(),
@@ -128,6 +135,29 @@ impl NangoConfig {
             timeouts: NangoTimeouts::default(),
         })
     }
+}
+
+/// `https://host[:port][/path]`: a host name or IPv4 address, no credentials, query or fragment.
+/// The template's `NangoHost` pattern says the same, and both are tested against one list of cases.
+fn is_https_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && port.is_none_or(|port| {
+            (1..=5).contains(&port.len()) && port.chars().all(|c| c.is_ascii_digit())
+        })
+        && !path
+            .chars()
+            .any(|c| c.is_whitespace() || c == '?' || c == '#')
 }
 
 fn is_loopback_http(url: &str) -> bool {
@@ -254,25 +284,31 @@ mod tests {
         assert_eq!(config.host, "http://127.0.0.1:3003");
     }
 
+    /// The same cases the template's `NangoHost` pattern is tested against.
+    #[derive(serde::Deserialize)]
+    struct HostCases {
+        deployable: Vec<String>,
+        local_only: Vec<String>,
+        refused: Vec<String>,
+    }
+
     #[test]
-    fn plain_http_is_only_for_this_machine() {
-        for ok in [
-            "http://127.0.0.1:3003",
-            "http://localhost:3003/",
-            "http://[::1]:3003",
-            "https://nango.internal.example.com",
-        ] {
-            let source = [(NANGO_SECRET_KEY, "k"), (NANGO_HOST, ok)];
-            assert!(NangoConfig::from_source(&source).is_ok(), "{ok}");
+    fn nango_host_is_https_or_plain_http_on_this_machine_only() {
+        let cases: HostCases = serde_json::from_str(include_str!(
+            "../../infra/template-tests/nango-host-cases.json"
+        ))
+        .unwrap();
+        let accepts = |host: &str| {
+            NangoConfig::from_source(&[(NANGO_SECRET_KEY, "k"), (NANGO_HOST, host)]).is_ok()
+        };
+        for host in cases.deployable.iter().chain(&cases.local_only) {
+            assert!(accepts(host), "{host}");
         }
-        for refused in [
-            "http://api.nango.dev",
-            "http://127.0.0.1.evil.example.com",
-            "http://localhost.evil.example.com",
-            "ftp://localhost",
-        ] {
-            let source = [(NANGO_SECRET_KEY, "k"), (NANGO_HOST, refused)];
-            assert!(NangoConfig::from_source(&source).is_err(), "{refused}");
+        for host in &cases.refused {
+            // Blank means "not set": the default then applies.
+            if !host.trim().is_empty() {
+                assert!(!accepts(host), "{host}");
+            }
         }
     }
 

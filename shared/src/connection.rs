@@ -11,6 +11,7 @@
 //! - anything after a `deletion`: ignored, so a deleted connection's owner is never silently
 //!   resurrected; a `deletion` for a connection never seen leaves a tombstone for the same reason;
 //! - a webhook with empty or missing tags: keeps the owner and tags already known;
+//! - a webhook naming another owner than the one we know: the owner stays (see below);
 //! - a webhook naming the same connection id under another integration: not merged (ignored).
 //!
 //! What cannot be told apart, and so is last-delivered-wins:
@@ -18,9 +19,24 @@
 //!   failure but delivered before it): the connection shows the older status until the next
 //!   webhook. Nango repeats refresh failures and the user can reconnect, so this heals;
 //! - two non-empty tag sets delivered out of order: the older set wins until the next webhook.
+//!
+//! The owner (end user and organization, as one) is set once, by the first webhook or reconciliation
+//! that names one, and never changed after: who may see, reconnect and delete a connection must not
+//! depend on which webhook came last, nor be movable by whoever can get a differently tagged webhook
+//! sent. A later webhook that names another owner is still applied (status, error, tags: those mirror
+//! Nango) and the disagreement is reported by [`owner_conflict`] for the log.
 
+use crate::identity::{EndUserId, OrganizationId};
 use crate::nango::tags::{self, Tags};
 use crate::nango::{ConnectionId, IntegrationId};
+
+/// The most of a failure's type and description we keep. Nango's are short; a provider's error
+/// text can be anything, and a webhook may be up to 1 MB: what is stored must always fit in a
+/// DynamoDB item (400 KB), or the webhook could never be written.
+pub const MAX_ERROR_TYPE_CHARS: usize = 256;
+pub const MAX_ERROR_DESCRIPTION_CHARS: usize = 2048;
+/// The most of `provider`, `authMode` and `environment` we keep.
+pub const MAX_LABEL_CHARS: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -48,18 +64,41 @@ impl Status {
     }
 }
 
-/// Why a connection is failing, as Nango put it. Both fields are open text.
+/// Why a connection is failing, as Nango put it. Both fields are open text, cut to a bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub kind: String,
     pub description: String,
 }
 
-/// Who a connection belongs to, as far as we know.
+impl Failure {
+    pub fn new(kind: &str, description: &str) -> Self {
+        Failure {
+            kind: bounded(kind, MAX_ERROR_TYPE_CHARS),
+            description: bounded(description, MAX_ERROR_DESCRIPTION_CHARS),
+        }
+    }
+}
+
+/// `value`, cut to at most `max` characters.
+pub fn bounded(value: &str, max: usize) -> String {
+    match value.char_indices().nth(max) {
+        Some((end, _)) => value[..end].to_owned(),
+        None => value.to_owned(),
+    }
+}
+
+/// Who a connection belongs to. Unknown while both are `None`; once known, it never changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owner {
-    pub end_user_id: Option<String>,
-    pub organization_id: Option<String>,
+    pub end_user_id: Option<EndUserId>,
+    pub organization_id: Option<OrganizationId>,
+}
+
+impl Owner {
+    pub fn is_known(&self) -> bool {
+        self.end_user_id.is_some() || self.organization_id.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,22 +120,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn is_owned_by(&self, end_user_id: &str, organization_id: Option<&str>) -> bool {
-        self.owner.end_user_id.as_deref() == Some(end_user_id)
-            || (organization_id.is_some()
-                && self.owner.organization_id.as_deref() == organization_id)
-    }
-
-    /// The tags to send with a reconnect: everything stored, plus the owner ids in case the owner
-    /// was learned from the deprecated `endUser` object rather than from tags. Nango replaces the
-    /// connection's tags with these, so leaving any out would lose them.
+    /// The tags to send with a reconnect: everything stored, with the owner ids as we know them
+    /// (they may have been learned from the deprecated `endUser` object, and tags that name someone
+    /// else must not be handed back to Nango). Nango replaces the connection's tags with these, so
+    /// leaving any out would lose them.
     pub fn reconnect_tags(&self) -> Tags {
         let mut tags = self.tags.clone();
         if let Some(end_user_id) = &self.owner.end_user_id {
-            tags.insert_missing(tags::END_USER_ID, end_user_id);
+            tags.set_owner(tags::END_USER_ID, end_user_id.as_str());
         }
         if let Some(organization_id) = &self.owner.organization_id {
-            tags.insert_missing(tags::ORGANIZATION_ID, organization_id);
+            tags.set_owner(tags::ORGANIZATION_ID, organization_id.as_str());
         }
         tags
     }
@@ -155,6 +189,9 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
     fill(&mut next.provider, &event.provider);
     fill(&mut next.auth_mode, &event.auth_mode);
     fill(&mut next.environment, &event.environment);
+    if !next.owner.is_known() {
+        next.owner.clone_from(&event.owner);
+    }
 
     match &event.change {
         Change::Created => {
@@ -162,21 +199,16 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
             if next.tags.is_empty() {
                 next.tags = event.tags.clone();
             }
-            fill(&mut next.owner.end_user_id, &event.owner.end_user_id);
-            fill(
-                &mut next.owner.organization_id,
-                &event.owner.organization_id,
-            );
         }
         Change::Authorized => {
             next.status = Status::Active;
             next.error = None;
-            learn(&mut next, event);
+            learn_tags(&mut next, event);
         }
         Change::Failed(failure) => {
             next.status = Status::Error;
             next.error = Some(failure.clone());
-            learn(&mut next, event);
+            learn_tags(&mut next, event);
         }
         Change::Deleted => {
             next.status = Status::Deleted;
@@ -197,25 +229,29 @@ fn fill(slot: &mut Option<String>, value: &Option<String>) {
     }
 }
 
-/// A non-creation event describes the connection as it is now: its tags and owner replace ours,
-/// except where it says nothing.
-fn learn(next: &mut Connection, event: &AuthEvent) {
+/// A non-creation event describes the connection's tags as they are now in Nango: they replace
+/// ours, unless it says nothing.
+fn learn_tags(next: &mut Connection, event: &AuthEvent) {
     if !event.tags.is_empty() {
         next.tags = event.tags.clone();
     }
-    if event.owner.end_user_id.is_some() {
-        next.owner.end_user_id.clone_from(&event.owner.end_user_id);
-    }
-    if event.owner.organization_id.is_some() {
-        next.owner
-            .organization_id
-            .clone_from(&event.owner.organization_id);
-    }
+}
+
+/// The known owner and the other one `event` names, when they differ: the event is applied all the
+/// same, but the owner stays, and this is worth a warning.
+pub fn owner_conflict<'a>(
+    current: Option<&'a Connection>,
+    event: &'a AuthEvent,
+) -> Option<(&'a Owner, &'a Owner)> {
+    let known = &current?.owner;
+    (known.is_known() && event.owner.is_known() && *known != event.owner)
+        .then_some((known, &event.owner))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::{EndUserId, OrganizationId};
 
     const T0: &str = "2026-11-26T10:00:00.000Z";
     const T1: &str = "2026-11-26T10:05:00.000Z";
@@ -236,8 +272,12 @@ mod tests {
             auth_mode: Some("OAUTH2".into()),
             environment: Some("dev".into()),
             owner: Owner {
-                end_user_id: tags.get("end_user_id").map(str::to_owned),
-                organization_id: tags.get("organization_id").map(str::to_owned),
+                end_user_id: tags
+                    .get("end_user_id")
+                    .map(|id| EndUserId::parse(id).unwrap()),
+                organization_id: tags
+                    .get("organization_id")
+                    .map(|id| OrganizationId::parse(id).unwrap()),
             },
             tags,
             change,
@@ -371,29 +411,190 @@ mod tests {
     }
 
     #[test]
-    fn non_empty_tags_on_a_later_event_replace_the_stored_ones() {
+    fn a_later_webhook_naming_another_owner_moves_tags_and_status_but_not_the_owner() {
         let mut moved = owner_tags();
+        moved.insert("end_user_id", "mallory");
         moved.insert("organization_id", "org-8");
-        let next = apply(Some(&created()), &event(failure(), moved.clone()), T1).unwrap();
-        assert_eq!(next.tags, moved);
-        assert_eq!(next.owner.organization_id.as_deref(), Some("org-8"));
+        let current = created();
+        let other = event(failure(), moved.clone());
+        let next = apply(Some(&current), &other, T1).unwrap();
+        assert_eq!(next.owner, current.owner, "the owner stays");
+        assert_eq!(next.status, Status::Error, "the rest is applied");
+        assert_eq!(next.tags, moved, "tags mirror Nango's");
+        assert_eq!(
+            owner_conflict(Some(&current), &other),
+            Some((&current.owner, &other.owner))
+        );
+        assert_eq!(
+            owner_conflict(Some(&current), &event(failure(), owner_tags())),
+            None
+        );
+        assert_eq!(
+            owner_conflict(Some(&current), &event(failure(), Tags::new())),
+            None
+        );
+        assert_eq!(owner_conflict(None, &other), None);
     }
 
     #[test]
-    fn reconnect_tags_carry_the_owner_even_when_learned_outside_tags() {
+    fn the_first_owner_named_is_taken_whole() {
+        let orphan = apply(None, &event(failure(), Tags::new()), T0).unwrap();
+        let mut only_user = Tags::new();
+        only_user.insert("end_user_id", "user-42");
+        let owned = apply(Some(&orphan), &event(failure(), only_user), T1).unwrap();
+        assert_eq!(owned.owner.organization_id, None);
+        // An organization named later does not complete it: that would move who may act on it.
+        let later = apply(Some(&owned), &event(Change::Authorized, owner_tags()), T2).unwrap();
+        assert_eq!(later.owner, owned.owner);
+    }
+
+    #[test]
+    fn reconnect_tags_carry_the_known_owner() {
         let mut connection = created();
         connection.tags = Tags::new();
         let tags = connection.reconnect_tags();
         assert_eq!(tags.get("end_user_id"), Some("user-42"));
         assert_eq!(tags.get("organization_id"), Some("org-7"));
+        // Stored tags that name someone else are not handed back to Nango.
+        connection.tags = [("end_user_id".to_owned(), "mallory".to_owned())]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            connection.reconnect_tags().get("end_user_id"),
+            Some("user-42")
+        );
     }
 
     #[test]
-    fn ownership_is_by_end_user_or_organization() {
-        let connection = created();
-        assert!(connection.is_owned_by("user-42", None));
-        assert!(connection.is_owned_by("someone-else", Some("org-7")));
-        assert!(!connection.is_owned_by("someone-else", Some("org-8")));
-        assert!(!connection.is_owned_by("someone-else", None));
+    fn failures_are_bounded() {
+        let failure = Failure::new(&"t".repeat(1000), &"é".repeat(1_000_000));
+        assert_eq!(failure.kind.chars().count(), MAX_ERROR_TYPE_CHARS);
+        assert_eq!(
+            failure.description.chars().count(),
+            MAX_ERROR_DESCRIPTION_CHARS
+        );
+        assert_eq!(
+            Failure::new("a", "b"),
+            Failure {
+                kind: "a".into(),
+                description: "b".into()
+            }
+        );
+    }
+}
+
+/// The lifecycle's promises, for any sequence of auth webhooks for one connection, delivered with
+/// duplicates and in any order.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const OWNERS: [(&str, Option<&str>); 3] = [
+        ("user-1", Some("org-1")),
+        ("user-2", Some("org-2")),
+        ("user-1", None),
+    ];
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            Just(Change::Created),
+            Just(Change::Authorized),
+            Just(Change::Failed(Failure::new(
+                "refresh_token_external_error",
+                "invalid_grant"
+            ))),
+            Just(Change::Failed(Failure::new("unknown", ""))),
+            Just(Change::Deleted),
+        ]
+    }
+
+    /// An owner named by the webhook's tags, or none (empty tags).
+    fn tags() -> impl Strategy<Value = Tags> {
+        prop_oneof![
+            Just(Tags::new()),
+            (0..OWNERS.len()).prop_map(|i| {
+                let (user, organization) = OWNERS[i];
+                let mut tags = Tags::new();
+                tags.insert(tags::END_USER_ID, user);
+                if let Some(organization) = organization {
+                    tags.insert(tags::ORGANIZATION_ID, organization);
+                }
+                tags
+            }),
+        ]
+    }
+
+    fn webhook() -> impl Strategy<Value = AuthEvent> {
+        (change(), tags(), any::<bool>()).prop_map(|(change, tags, other_integration)| AuthEvent {
+            connection_id: ConnectionId::parse("conn-1").unwrap(),
+            integration_id: IntegrationId::parse(if other_integration {
+                "linear"
+            } else {
+                "github"
+            })
+            .unwrap(),
+            provider: Some("github".into()),
+            auth_mode: Some("OAUTH2".into()),
+            environment: Some("dev".into()),
+            owner: Owner {
+                end_user_id: tags
+                    .get(tags::END_USER_ID)
+                    .and_then(|id| EndUserId::parse(id).ok()),
+                organization_id: tags
+                    .get(tags::ORGANIZATION_ID)
+                    .and_then(|id| OrganizationId::parse(id).ok()),
+            },
+            tags,
+            change,
+        })
+    }
+
+    /// Webhooks as delivered: some sent once, some duplicated, all shuffled.
+    fn deliveries() -> impl Strategy<Value = Vec<AuthEvent>> {
+        prop::collection::vec((webhook(), 1..3usize), 1..12)
+            .prop_map(|sent| {
+                sent.into_iter()
+                    .flat_map(|(webhook, copies)| std::iter::repeat_n(webhook, copies))
+                    .collect::<Vec<_>>()
+            })
+            .prop_shuffle()
+    }
+
+    fn timestamp(i: usize) -> String {
+        format!("2026-11-26T10:{:02}:{:02}.000Z", i / 60, i % 60)
+    }
+
+    proptest! {
+        #[test]
+        fn owner_never_moves_deleted_never_returns_and_duplicates_change_nothing(
+            deliveries in deliveries()
+        ) {
+            let mut current: Option<Connection> = None;
+            let mut first_owner: Option<Owner> = None;
+            for (i, webhook) in deliveries.iter().enumerate() {
+                let now = timestamp(i);
+                let before = current.clone();
+                if let Some(next) = apply(current.as_ref(), webhook, &now) {
+                    current = Some(next);
+                }
+                let state = current.as_ref().expect("the first webhook always stores something");
+                // The same webhook again, right away: nothing to write.
+                prop_assert_eq!(apply(Some(state), webhook, &timestamp(i + 1000)), None);
+                if let Some(before) = &before {
+                    if before.status == Status::Deleted {
+                        prop_assert_eq!(state, before, "a deleted connection never changes");
+                    }
+                    prop_assert_eq!(&state.created_at, &before.created_at);
+                    prop_assert_eq!(&state.integration_id, &before.integration_id);
+                }
+                match &first_owner {
+                    Some(owner) => prop_assert_eq!(&state.owner, owner, "the owner never moves"),
+                    None if state.owner.is_known() => first_owner = Some(state.owner.clone()),
+                    None => {}
+                }
+            }
+        }
     }
 }

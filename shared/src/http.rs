@@ -11,6 +11,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::access::Denied;
 use crate::identity::IdentityError;
 use crate::nango::NangoError;
 use crate::store::StoreError;
@@ -84,6 +85,13 @@ struct Problem<'a> {
     nango_code: Option<&'a str>,
 }
 
+/// Not the caller's: the same answer as no such connection, so ids cannot be probed.
+impl From<Denied> for ApiError {
+    fn from(_: Denied) -> Self {
+        ApiError::ConnectionNotFound
+    }
+}
+
 impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let problem = self.problem();
@@ -99,9 +107,9 @@ impl ApiError {
                 retry_after: Some(wait),
                 ..
             }) => {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, wait.as_secs().into());
+                // Whole seconds, rounded up: a client that waits what it is told is not early.
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                response.headers_mut().insert(RETRY_AFTER, seconds.into());
             }
             _ => {}
         }
@@ -211,6 +219,11 @@ impl WebhookError {
                 "payload_too_large",
                 "The body is too large.",
             ),
+            Store(err) if !err.is_transient() => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unstorable_webhook",
+                "The webhook can never be stored as it is.",
+            ),
             Store(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_error",
@@ -307,10 +320,16 @@ pub fn api_body<'r>(
     body_within(request, API_BODY_LIMIT).map_err(ApiError::PayloadTooLarge)
 }
 
-/// A JSON body of type `T`; an empty body is `None`.
+/// A JSON object body of type `T`; an empty body is `None`. Anything but an object is refused,
+/// since serde would otherwise read a JSON array as the struct's fields in order.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(None);
+    };
+    if *first != b'{' {
+        return Err(ApiError::InvalidBody(
+            "the body must be a JSON object".into(),
+        ));
     }
     serde_json::from_slice(body)
         .map(Some)
@@ -423,6 +442,40 @@ mod tests {
         assert!(!body.to_string().contains("Nango's own words"));
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Named {
+        name: String,
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_body() {
+        assert!(matches!(
+            parse_json::<Named>(br#" {"name":"x"} "#),
+            Ok(Some(_))
+        ));
+        assert!(matches!(parse_json::<Named>(b" \n "), Ok(None)));
+        for not_an_object in [&br#"["x"]"#[..], br#""x""#, b"null", b"42"] {
+            assert!(
+                matches!(
+                    parse_json::<Named>(not_an_object),
+                    Err(ApiError::InvalidBody(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(not_an_object)
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_whole_seconds() {
+        let error = ApiError::Nango(NangoError::Unavailable {
+            cause: "HTTP 429".into(),
+            retry_after: Some(Duration::from_millis(1500)),
+        });
+        assert_eq!(error.into_response().headers()[RETRY_AFTER], "2");
+    }
+
     #[test]
     fn retry_after_is_passed_on() {
         let error = ApiError::Nango(NangoError::Unavailable {
@@ -446,6 +499,16 @@ mod tests {
                 WebhookError::Store(StoreError::Unavailable("x".into())),
                 500,
                 "storage_error",
+            ),
+            (
+                WebhookError::Store(StoreError::Contention),
+                500,
+                "storage_error",
+            ),
+            (
+                WebhookError::Store(StoreError::Rejected("item too large".into())),
+                422,
+                "unstorable_webhook",
             ),
         ];
         for (error, status, code) in cases {

@@ -2,8 +2,16 @@
 //!
 //! Never reads the body, the query or a header: only `requestContext.authorizer.jwt.claims` of the
 //! HTTP API (payload v2.0) event, which the caller cannot forge past the authorizer.
+//!
+//! API Gateway hands every claim over as a string, whatever its JSON type was: a claim the identity
+//! provider emitted as `null`, an array or an object arrives as `"null"`, `"[a b]"` or `"{...}"`, and
+//! a badly written IdP template emits `"undefined"` or `""`. None of those names anyone: taken as an
+//! organization id, every user whose token says `"org_id": null` would share the organization
+//! `"null"`. So the owner ids ([`EndUserId`], [`OrganizationId`]) have one validating constructor,
+//! used for claims and for the owner tags of webhooks and Nango's listings alike.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
@@ -11,12 +19,86 @@ use lambda_http::{Request, RequestExt};
 use crate::config::ClaimNames;
 use crate::nango::tags::{self, Tags};
 
+/// Why a text is not an owner id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Blank, a placeholder (`null`, `undefined`, ...) or a serialized JSON array or object.
+    #[error("names nobody (blank, a placeholder or a JSON value)")]
+    NotAnId,
+    /// Something, but not a value we can store faithfully as a Nango tag and an index key.
+    #[error("is not a valid tag value (1 to 255 UTF-16 units, no control characters)")]
+    Invalid,
+}
+
+/// What IdP templates and serializers write where a value is missing. Compared without case.
+const PLACEHOLDERS: [&str; 7] = ["null", "undefined", "none", "nil", "nan", "true", "false"];
+
+/// The one rule for owner ids: trimmed, not a placeholder, not structured, a valid tag value.
+fn owner_id(raw: &str) -> Result<&str, IdError> {
+    let value = raw.trim();
+    let structured = (value.starts_with('[') && value.ends_with(']'))
+        || (value.starts_with('{') && value.ends_with('}'));
+    if value.is_empty()
+        || structured
+        || PLACEHOLDERS
+            .iter()
+            .any(|placeholder| value.eq_ignore_ascii_case(placeholder))
+    {
+        return Err(IdError::NotAnId);
+    }
+    if !tags::is_valid_value(value) || value.chars().any(char::is_control) {
+        return Err(IdError::Invalid);
+    }
+    Ok(value)
+}
+
+macro_rules! owner_id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, IdError> {
+                owner_id(raw).map(|value| $name(value.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        /// Read-only: the only way to make one is [`parse`](Self::parse).
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+owner_id_type!(
+    /// The id of an end user of the app, as the identity provider names them.
+    EndUserId
+);
+owner_id_type!(
+    /// The id of an end user's organization (tenant, workspace, team) in the app.
+    OrganizationId
+);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub end_user_id: String,
+    pub end_user_id: EndUserId,
     pub email: Option<String>,
     pub display_name: Option<String>,
-    pub organization_id: Option<String>,
+    pub organization_id: Option<OrganizationId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,44 +127,42 @@ impl Identity {
         }
     }
 
-    /// The owner ids are used as tag values and index keys, so they must be valid tag values: an id
-    /// we cannot store faithfully is refused, not cut. Email and name are only labels: a malformed
-    /// email is dropped, a long name shortened.
+    /// The owner ids become tag values and index keys, so an id we cannot store faithfully is
+    /// refused, not cut; one that names nobody is no end user (refused) or no organization. Email
+    /// and name are only labels: a malformed email is dropped, a long name shortened.
     pub fn from_claims(
         claims: &HashMap<String, String>,
         names: &ClaimNames,
     ) -> Result<Self, IdentityError> {
-        let claim = |name: &str| {
-            claims
-                .get(name)
-                .map(|value| value.trim())
-                .filter(|value| !value.is_empty())
+        let claim = |name: &str| claims.get(name).map(String::as_str);
+        let end_user_id = match claim(&names.end_user_id).map(EndUserId::parse) {
+            Some(Ok(id)) => id,
+            None | Some(Err(IdError::NotAnId)) => return Err(IdentityError::NoEndUserId),
+            Some(Err(IdError::Invalid)) => return Err(IdentityError::Unusable("end user id")),
         };
-        let end_user_id = claim(&names.end_user_id).ok_or(IdentityError::NoEndUserId)?;
-        if !tags::is_valid_value(end_user_id) {
-            return Err(IdentityError::Unusable("end user id"));
-        }
-        let organization_id = match claim(&names.organization_id) {
-            Some(id) if !tags::is_valid_value(id) => {
-                return Err(IdentityError::Unusable("organization id"));
-            }
-            id => id,
+        let organization_id = match claim(&names.organization_id).map(OrganizationId::parse) {
+            Some(Ok(id)) => Some(id),
+            None | Some(Err(IdError::NotAnId)) => None,
+            Some(Err(IdError::Invalid)) => return Err(IdentityError::Unusable("organization id")),
         };
         Ok(Identity {
-            end_user_id: end_user_id.to_owned(),
+            end_user_id,
             email: claim(&names.end_user_email)
+                .map(str::trim)
                 .filter(|email| tags::is_valid_email(email))
                 .map(str::to_owned),
             display_name: claim(&names.end_user_name)
+                .map(str::trim)
+                .filter(|name| !matches!(owner_id(name), Err(IdError::NotAnId)))
                 .map(|name| tags::truncate_value(name).to_owned()),
-            organization_id: organization_id.map(str::to_owned),
+            organization_id,
         })
     }
 
     /// The tags a new connection of this caller gets, so the auth webhook names its owner.
     pub fn tags(&self) -> Tags {
         let mut tags = Tags::new();
-        tags.insert(tags::END_USER_ID, &self.end_user_id);
+        tags.insert(tags::END_USER_ID, self.end_user_id.as_str());
         if let Some(email) = &self.email {
             tags.insert(tags::END_USER_EMAIL, email);
         }
@@ -90,7 +170,7 @@ impl Identity {
             tags.insert(tags::END_USER_DISPLAY_NAME, name);
         }
         if let Some(organization_id) = &self.organization_id {
-            tags.insert(tags::ORGANIZATION_ID, organization_id);
+            tags.insert(tags::ORGANIZATION_ID, organization_id.as_str());
         }
         tags
     }
@@ -212,7 +292,77 @@ mod tests {
             &names,
         )
         .unwrap();
-        assert_eq!(identity.end_user_id, "u1");
-        assert_eq!(identity.organization_id.as_deref(), Some("o1"));
+        assert_eq!(identity.end_user_id.as_str(), "u1");
+        assert_eq!(
+            identity
+                .organization_id
+                .as_ref()
+                .map(OrganizationId::as_str),
+            Some("o1")
+        );
+    }
+
+    /// What API Gateway hands over for claims that were not strings, and what IdP templates
+    /// write for a missing value.
+    const NOT_IDS: [&str; 12] = [
+        "",
+        "   ",
+        "null",
+        "NULL",
+        "undefined",
+        "None",
+        "nil",
+        "true",
+        "[a b]",
+        "[]",
+        "{}",
+        "{\"id\":\"org-7\"}",
+    ];
+
+    #[test]
+    fn an_organization_claim_that_names_nobody_is_no_organization() {
+        for value in NOT_IDS {
+            let identity = Identity::from_claims(
+                &claims(&[("sub", "user-42"), ("org_id", value)]),
+                &ClaimNames::default(),
+            )
+            .unwrap();
+            assert_eq!(identity.organization_id, None, "{value:?}");
+            assert_eq!(identity.tags().get("organization_id"), None, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn an_end_user_claim_that_names_nobody_is_unauthenticated() {
+        for value in NOT_IDS {
+            assert_eq!(
+                Identity::from_claims(&claims(&[("sub", value)]), &ClaimNames::default()),
+                Err(IdentityError::NoEndUserId),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_that_only_contain_such_words_are_ids() {
+        for value in ["null-org", "org [eu]", "nullable", "[a", "{b"] {
+            assert_eq!(
+                OrganizationId::parse(value).map(|id| id.as_str().to_owned()),
+                Ok(value.to_owned())
+            );
+        }
+        assert_eq!(EndUserId::parse("  u1 ").unwrap().as_str(), "u1");
+        assert_eq!(EndUserId::parse("a\u{7}b"), Err(IdError::Invalid));
+    }
+
+    #[test]
+    fn a_placeholder_display_name_is_left_out() {
+        let identity = Identity::from_claims(
+            &claims(&[("sub", "u"), ("name", "undefined"), ("email", "null")]),
+            &ClaimNames::default(),
+        )
+        .unwrap();
+        assert_eq!(identity.display_name, None);
+        assert_eq!(identity.email, None);
     }
 }

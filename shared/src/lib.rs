@@ -1,10 +1,11 @@
 //! The backend half of Nango's Connect flow, shared by the Lambda functions.
 //!
-//! Read top to bottom: [`identity`] says who calls, [`nango`] asks Nango for session tokens,
+//! Read top to bottom: [`identity`] says who calls, [`access`] what they may do, [`nango`] asks Nango for session tokens,
 //! [`webhook`] verifies and reads what Nango reports back, [`connection`] decides what that
 //! changes, [`store`] keeps it in DynamoDB, [`http`] turns results into answers, and [`handlers`]
 //! wire it together, one per function. [`config`] and [`bootstrap`] run once per cold start.
 
+pub mod access;
 pub mod bootstrap;
 pub mod config;
 pub mod connection;

@@ -27,13 +27,14 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::connection::{self, AuthEvent, Connection, Failure, Owner, Status};
+use crate::identity::{EndUserId, OrganizationId};
 use crate::nango::{ConnectionId, IntegrationId, Tags};
 
 pub const BY_END_USER_INDEX: &str = "byEndUser";
@@ -45,20 +46,42 @@ const MAX_WRITE_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A fault that may pass (throttling, a 5xx, a timeout, no network): worth retrying.
     #[error("DynamoDB request failed: {0}")]
     Unavailable(String),
+    /// DynamoDB refused the request itself (e.g. an item over 400 KB): the same request will be
+    /// refused again, so retrying it only repeats the failure.
+    #[error("DynamoDB refused the request: {0}")]
+    Rejected(String),
     #[error("a stored item is malformed: {0}")]
     Corrupt(String),
     #[error("gave up after {MAX_WRITE_ATTEMPTS} conflicting concurrent writes")]
     Contention,
 }
 
-fn unavailable<E, R>(err: SdkError<E, R>) -> StoreError
+impl StoreError {
+    /// Whether the same request may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Contention)
+    }
+}
+
+/// DynamoDB's codes for a request that is wrong in itself, not for a passing fault.
+const PERMANENT_ERROR_CODES: [&str; 2] = ["ValidationException", "SerializationException"];
+
+fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    StoreError::Unavailable(DisplayErrorContext(&err).to_string())
+    let permanent = matches!(&err, SdkError::ServiceError(service)
+        if service.err().code().is_some_and(|code| PERMANENT_ERROR_CODES.contains(&code)));
+    let text = DisplayErrorContext(&err).to_string();
+    if permanent {
+        StoreError::Rejected(text)
+    } else {
+        StoreError::Unavailable(text)
+    }
 }
 
 /// What recording a webhook did.
@@ -92,7 +115,7 @@ impl ConnectionStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         output.item.as_ref().map(from_item).transpose()
     }
 
@@ -100,6 +123,14 @@ impl ConnectionStore {
     pub async fn record(&self, event: &AuthEvent) -> Result<Recorded, StoreError> {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let current = self.get(&event.connection_id).await?;
+            if let Some((known, named)) = connection::owner_conflict(current.as_ref(), event) {
+                tracing::warn!(
+                    connection_id = %event.connection_id,
+                    owner = ?known,
+                    webhook_owner = ?named,
+                    "a webhook names another owner than the known one; the owner stays"
+                );
+            }
             let Some(next) = connection::apply(current.as_ref(), event, &now()) else {
                 return Ok(Recorded::Unchanged);
             };
@@ -139,21 +170,22 @@ impl ConnectionStore {
             {
                 Err(PutError::Conflict)
             }
-            Err(err) => Err(PutError::Store(unavailable(err))),
+            Err(err) => Err(PutError::Store(store_error(err))),
         }
     }
 
-    /// The caller's connections and their organization's, newest first, deleted ones left out.
+    /// The connections of an end user and, when given, of an organization, newest first, deleted
+    /// ones left out. Who may see which of them is [`crate::access`]'s to say.
     pub async fn list_owned(
         &self,
-        end_user_id: &str,
-        organization_id: Option<&str>,
+        end_user_id: &EndUserId,
+        organization_id: Option<&OrganizationId>,
     ) -> Result<Vec<Connection>, StoreError> {
-        let mine = self.query_index(BY_END_USER_INDEX, "endUserId", end_user_id);
+        let mine = self.query_index(BY_END_USER_INDEX, "endUserId", end_user_id.as_str());
         let of_organization = async {
             match organization_id {
                 Some(id) => {
-                    self.query_index(BY_ORGANIZATION_INDEX, "organizationId", id)
+                    self.query_index(BY_ORGANIZATION_INDEX, "organizationId", id.as_str())
                         .await
                 }
                 None => Ok(Vec::new()),
@@ -196,7 +228,7 @@ impl ConnectionStore {
             .send()
             .collect::<Result<_, _>>()
             .await
-            .map_err(unavailable)?;
+            .map_err(store_error)?;
         // One bad item must not hide all the others: skip it, and say so.
         Ok(items
             .iter()
@@ -237,10 +269,17 @@ fn to_item(connection: &Connection) -> Item {
     put("provider", connection.provider.as_deref());
     put("authMode", connection.auth_mode.as_deref());
     put("environment", connection.environment.as_deref());
-    put("endUserId", connection.owner.end_user_id.as_deref());
+    put(
+        "endUserId",
+        connection.owner.end_user_id.as_ref().map(EndUserId::as_str),
+    );
     put(
         "organizationId",
-        connection.owner.organization_id.as_deref(),
+        connection
+            .owner
+            .organization_id
+            .as_ref()
+            .map(OrganizationId::as_str),
     );
     put("status", Some(connection.status.as_str()));
     put(
@@ -308,8 +347,14 @@ fn from_item(item: &Item) -> Result<Connection, StoreError> {
         auth_mode: text("authMode")?,
         environment: text("environment")?,
         owner: Owner {
-            end_user_id: text("endUserId")?,
-            organization_id: text("organizationId")?,
+            end_user_id: text("endUserId")?
+                .map(|id| EndUserId::parse(&id))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("endUserId {e}")))?,
+            organization_id: text("organizationId")?
+                .map(|id| OrganizationId::parse(&id))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("organizationId {e}")))?,
         },
         tags,
         status,
@@ -334,7 +379,7 @@ mod tests {
             auth_mode: None,
             environment: Some("dev".into()),
             owner: Owner {
-                end_user_id: Some("u1".into()),
+                end_user_id: Some(EndUserId::parse("u1").unwrap()),
                 organization_id: None,
             },
             tags: [("end_user_id".to_owned(), "u1".to_owned())]

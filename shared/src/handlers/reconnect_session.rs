@@ -6,9 +6,9 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use super::SessionResponse;
+use crate::access::{self, Action, OrganizationAccess};
 use crate::bootstrap::InitError;
 use crate::config::{ClaimNames, NangoConfig, Source, StoreConfig};
-use crate::connection::Status;
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::nango::{ConnectionId, NangoClient};
@@ -24,14 +24,21 @@ pub struct ReconnectSession {
     nango: NangoClient,
     store: ConnectionStore,
     claims: ClaimNames,
+    policy: OrganizationAccess,
 }
 
 impl ReconnectSession {
-    pub fn new(nango: NangoClient, store: ConnectionStore, claims: ClaimNames) -> Self {
+    pub fn new(
+        nango: NangoClient,
+        store: ConnectionStore,
+        claims: ClaimNames,
+        policy: OrganizationAccess,
+    ) -> Self {
         ReconnectSession {
             nango,
             store,
             claims,
+            policy,
         }
     }
 
@@ -43,6 +50,7 @@ impl ReconnectSession {
             NangoClient::new(&NangoConfig::from_source(source)?)?,
             ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
             ClaimNames::from_source(source),
+            OrganizationAccess::from_source(source)?,
         ))
     }
 
@@ -57,14 +65,12 @@ impl ReconnectSession {
         let identity = Identity::from_request(&request, &self.claims)?;
         let ReconnectRequest { connection_id } = http::parse_json(body)?
             .ok_or_else(|| ApiError::InvalidBody("a body with connectionId is required".into()))?;
-        // "No such connection" and "not yours" get the same answer, so ids cannot be probed.
         let connection = self
             .store
             .get(&connection_id)
             .await?
-            .filter(|c| c.status != Status::Deleted)
-            .filter(|c| c.is_owned_by(&identity.end_user_id, identity.organization_id.as_deref()))
             .ok_or(ApiError::ConnectionNotFound)?;
+        access::authorize(self.policy, &identity, &connection, Action::Reconnect)?;
         let session = self
             .nango
             .reconnect_session(

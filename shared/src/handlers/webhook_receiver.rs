@@ -1,18 +1,20 @@
 //! The function URL Nango POSTs its webhooks to (any path).
 //!
 //! Order matters: size, then signature over the raw bytes, then parsing. Only a storage failure
-//! answers 5xx, the one answer Nango retries.
+//! that may pass answers 5xx, the one answer Nango retries; one that cannot (DynamoDB refuses the
+//! item itself) answers `422 unstorable_webhook`, logged as an error with the connection id, so it
+//! is not retried in vain (reconciliation with Nango's listing recovers the connection).
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::bootstrap::InitError;
-use crate::config::{Source, StoreConfig, WebhookConfig};
+use crate::bootstrap::{Environment, InitError};
+use crate::config::{StoreConfig, WebhookConfig};
 use crate::http::{self, WEBHOOK_BODY_LIMIT, WebhookError};
 use crate::store::{ConnectionStore, Recorded};
-use crate::webhook::{self, Notice, SIGNATURE_HEADER};
+use crate::webhook::keys::RELOAD_INTERVAL;
+use crate::webhook::{self, Notice, SIGNATURE_HEADER, SigningKeys};
 
 #[derive(Serialize)]
 struct Acknowledgement {
@@ -20,25 +22,31 @@ struct Acknowledgement {
 }
 
 pub struct WebhookReceiver {
-    signing_keys: Vec<SecretString>,
+    signing_keys: SigningKeys,
     store: ConnectionStore,
 }
 
 impl WebhookReceiver {
-    pub fn new(signing_keys: Vec<SecretString>, store: ConnectionStore) -> Self {
+    pub fn new(signing_keys: SigningKeys, store: ConnectionStore) -> Self {
         WebhookReceiver {
             signing_keys,
             store,
         }
     }
 
+    /// Keys from the secret follow a rotation; plain variables (local runs) stay as they are.
     pub fn from_env(
-        source: &impl Source,
+        env: &Environment,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
+        let keys = WebhookConfig::from_source(env)?.signing_keys;
+        let signing_keys = match env.secret_source() {
+            Some(secret) => SigningKeys::reloading(keys, secret.clone(), RELOAD_INTERVAL),
+            None => SigningKeys::fixed(keys),
+        };
         Ok(WebhookReceiver::new(
-            WebhookConfig::from_source(source)?.signing_keys,
-            ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
+            signing_keys,
+            ConnectionStore::new(dynamodb, StoreConfig::from_source(env)?.table),
         ))
     }
 
@@ -59,10 +67,20 @@ impl WebhookReceiver {
             .headers()
             .get(SIGNATURE_HEADER)
             .map(|v| v.as_bytes());
-        webhook::verify(signature, body, &self.signing_keys)?;
+        self.signing_keys.verify(signature, body).await?;
         match webhook::parse(body)? {
             Notice::Connection(event) => {
-                let recorded = self.store.record(&event).await?;
+                let recorded = self.store.record(&event).await.inspect_err(|err| {
+                    if !err.is_transient() {
+                        tracing::error!(
+                            connection_id = %event.connection_id,
+                            integration_id = %event.integration_id,
+                            change = ?event.change,
+                            error = %err,
+                            "a webhook could not be stored, and never will be as it is"
+                        );
+                    }
+                })?;
                 tracing::info!(
                     connection_id = %event.connection_id,
                     integration_id = %event.integration_id,

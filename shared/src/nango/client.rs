@@ -1,6 +1,6 @@
 //! The HTTP client for Nango, built once per cold start and reused.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
@@ -233,10 +233,22 @@ fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-/// Nango sends `Retry-After` in seconds.
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let seconds = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
-    seconds.trim().parse::<u64>().ok().map(Duration::from_secs)
+    parse_retry_after(
+        response.headers().get(RETRY_AFTER)?.to_str().ok()?,
+        SystemTime::now(),
+    )
+}
+
+/// `Retry-After` is seconds (what Nango sends) or an HTTP date (what a proxy in front of a
+/// self-hosted Nango may send); a date in the past means now.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 async fn rejected(response: reqwest::Response) -> NangoError {
@@ -272,4 +284,26 @@ async fn rejected(response: reqwest::Response) -> NangoError {
 /// reqwest's messages include the URL; keep errors to the cause alone.
 fn without_url(err: reqwest::Error) -> String {
     err.without_url().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 10:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 10:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 09:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
 }

@@ -12,10 +12,14 @@ pub const END_USER_EMAIL: &str = "end_user_email";
 pub const END_USER_DISPLAY_NAME: &str = "end_user_display_name";
 pub const ORGANIZATION_ID: &str = "organization_id";
 
-/// Nango: at most 10 tags, values of 1 to 255 characters — counted as JavaScript counts them, in
-/// UTF-16 code units, so an emoji is two.
+/// Nango: at most 10 tags, keys of at most 64 characters, values of 1 to 255 characters — counted
+/// as JavaScript counts them, in UTF-16 code units, so an emoji is two.
 pub const MAX_TAGS: usize = 10;
+pub const MAX_KEY_CHARS: usize = 64;
 pub const MAX_VALUE_UNITS: usize = 255;
+
+/// The tags that say who owns a connection: kept first when tags must be cut to the limit.
+const OWNER_KEYS: [&str; 2] = [END_USER_ID, ORGANIZATION_ID];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -47,11 +51,42 @@ impl Tags {
         true
     }
 
-    /// Sets `key` only where it is not set yet, and only within Nango's limit on the number of tags.
-    pub fn insert_missing(&mut self, key: &str, value: &str) {
-        if !self.0.contains_key(key) && self.0.len() < MAX_TAGS {
-            self.insert(key, value);
+    /// Sets an owner tag, overwriting what is there; if that makes one tag too many for Nango, a
+    /// tag that names no owner makes room.
+    pub fn set_owner(&mut self, key: &str, value: &str) {
+        if !self.insert(key, value) {
+            return;
         }
+        if self.0.len() > MAX_TAGS {
+            let spare = self
+                .0
+                .keys()
+                .rev()
+                .find(|k| !OWNER_KEYS.contains(&k.as_str()))
+                .cloned();
+            if let Some(spare) = spare {
+                self.0.remove(&spare);
+            }
+        }
+    }
+
+    /// Tags from outside (a webhook, Nango's listing), kept only as far as Nango itself would
+    /// accept them back: valid keys and values, at most [`MAX_TAGS`], the owner tags first. So what
+    /// is stored is bounded, and a reconnect never fails on a tag we hand back.
+    pub fn from_untrusted(entries: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut valid: Vec<(String, String)> = entries
+            .into_iter()
+            .filter(|(key, value)| is_valid_key(key) && is_valid_value(value))
+            .collect();
+        valid.sort_by_key(|(key, _)| !OWNER_KEYS.contains(&key.as_str()));
+        let mut tags = Tags::new();
+        for (key, value) in valid {
+            if tags.0.len() == MAX_TAGS {
+                break;
+            }
+            tags.0.entry(key).or_insert(value);
+        }
+        tags
     }
 }
 
@@ -59,6 +94,15 @@ impl FromIterator<(String, String)> for Tags {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
         Tags(iter.into_iter().collect())
     }
+}
+
+/// Nango's rule for tag keys: `^[a-zA-Z][a-zA-Z0-9_\-./]*$`, at most 64 characters.
+pub fn is_valid_key(key: &str) -> bool {
+    key.len() <= MAX_KEY_CHARS
+        && key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
 }
 
 pub fn is_valid_value(value: &str) -> bool {
@@ -167,21 +211,37 @@ mod tests {
     }
 
     #[test]
-    fn insert_missing_respects_the_tag_limit() {
+    fn owner_tags_overwrite_and_make_room_within_the_limit() {
         let mut tags: Tags = (0..MAX_TAGS)
             .map(|i| (format!("k{i}"), "v".to_owned()))
             .collect();
-        tags.insert_missing(END_USER_ID, "u1");
-        assert_eq!(tags.get(END_USER_ID), None);
+        tags.set_owner(END_USER_ID, "u1");
+        tags.set_owner(END_USER_ID, "u2");
+        tags.set_owner(ORGANIZATION_ID, "o1");
+        assert_eq!(tags.iter().count(), MAX_TAGS);
+        assert_eq!(tags.get(END_USER_ID), Some("u2"));
+        assert_eq!(tags.get(ORGANIZATION_ID), Some("o1"));
+        assert_eq!(tags.get("k0"), Some("v"), "the first labels stay");
     }
 
     #[test]
-    fn insert_missing_never_overwrites() {
-        let mut tags = Tags::new();
-        tags.insert(END_USER_ID, "u1");
-        tags.insert_missing(END_USER_ID, "u2");
-        tags.insert_missing(ORGANIZATION_ID, "o1");
+    fn untrusted_tags_keep_what_nango_accepts_owner_first() {
+        let mut entries: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("a{i:02}"), "v".to_owned()))
+            .collect();
+        entries.push(("organization_id".into(), "o1".into()));
+        entries.push(("end_user_id".into(), "u1".into()));
+        entries.push(("9starts_with_digit".into(), "v".into()));
+        entries.push(("k".repeat(65), "v".into()));
+        entries.push(("empty".into(), String::new()));
+        entries.push(("huge".into(), "x".repeat(300_000)));
+        let tags = Tags::from_untrusted(entries);
+        assert_eq!(tags.iter().count(), MAX_TAGS);
         assert_eq!(tags.get(END_USER_ID), Some("u1"));
         assert_eq!(tags.get(ORGANIZATION_ID), Some("o1"));
+        assert!(
+            tags.iter()
+                .all(|(k, v)| is_valid_key(k) && is_valid_value(v))
+        );
     }
 }

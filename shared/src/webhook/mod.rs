@@ -4,8 +4,10 @@
 //! order. Parsing never fails on what Nango may add later: unknown types, operations and fields are
 //! acknowledged and ignored.
 
+pub mod keys;
 pub mod payload;
 pub mod signature;
 
+pub use keys::SigningKeys;
 pub use payload::{FailedCreation, Notice, PayloadError, parse};
 pub use signature::{SIGNATURE_HEADER, SignatureError, verify};

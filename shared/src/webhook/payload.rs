@@ -5,7 +5,8 @@
 
 use serde::Deserialize;
 
-use crate::connection::{AuthEvent, Change, Failure, Owner};
+use crate::connection::{self, AuthEvent, Change, Failure, MAX_LABEL_CHARS, Owner};
+use crate::identity::{EndUserId, OrganizationId};
 use crate::nango::tags::{self, Tags};
 use crate::nango::{ConnectionId, IntegrationId};
 
@@ -128,14 +129,12 @@ impl AuthPayload {
         };
         let failure = || {
             let error = self.error.as_ref();
-            Failure {
-                kind: error
-                    .and_then(|e| e.kind.clone())
-                    .unwrap_or_else(|| "unknown".to_owned()),
-                description: error
-                    .and_then(|e| e.description.clone())
+            Failure::new(
+                error.and_then(|e| e.kind.as_deref()).unwrap_or("unknown"),
+                error
+                    .and_then(|e| e.description.as_deref())
                     .unwrap_or_default(),
-            }
+            )
         };
         let change = match (self.operation.as_str(), success) {
             ("creation", true) => Change::Created,
@@ -143,8 +142,8 @@ impl AuthPayload {
                 return Ok(Notice::FailedCreation(FailedCreation {
                     connection_id: self.connection_id.clone(),
                     integration_id: self.provider_config_key.clone(),
-                    provider: self.provider.clone(),
-                    environment: self.environment.clone(),
+                    provider: label(&self.provider),
+                    environment: label(&self.environment),
                     error: failure(),
                 }));
             }
@@ -159,9 +158,9 @@ impl AuthPayload {
         Ok(Notice::Connection(AuthEvent {
             connection_id,
             integration_id,
-            provider: self.provider,
-            auth_mode: self.auth_mode,
-            environment: self.environment,
+            provider: label(&self.provider),
+            auth_mode: label(&self.auth_mode),
+            environment: label(&self.environment),
             owner,
             tags,
             change,
@@ -169,15 +168,21 @@ impl AuthPayload {
     }
 }
 
+/// Open text from Nango, bounded so that what is stored always fits.
+fn label(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(|value| connection::bounded(value, MAX_LABEL_CHARS))
+}
+
 fn string_tags(tags: Option<serde_json::Value>) -> Tags {
     match tags {
-        Some(serde_json::Value::Object(map)) => map
-            .into_iter()
-            .filter_map(|(key, value)| match value {
+        Some(serde_json::Value::Object(map)) => {
+            Tags::from_untrusted(map.into_iter().filter_map(|(key, value)| match value {
                 serde_json::Value::String(value) => Some((key, value)),
                 _ => None,
-            })
-            .collect(),
+            }))
+        }
         _ => Tags::new(),
     }
 }
@@ -186,24 +191,25 @@ fn invalid(reason: &str) -> serde_json::Error {
     serde::de::Error::custom(reason)
 }
 
-/// The owner named by the tags, falling back to the deprecated `endUser` object. Only values that
-/// could be tag values count: they become index keys.
+/// The owner named by the tags, or else by the deprecated `endUser` object; only ids that pass
+/// [`EndUserId::parse`] / [`OrganizationId::parse`] count.
 fn owner(tags: &Tags, end_user: Option<&EndUserPayload>) -> Owner {
-    let pick = |tag: &str, fallback: Option<&String>| {
-        tags.get(tag)
-            .map(str::to_owned)
-            .or_else(|| fallback.cloned())
-            .filter(|value| tags::is_valid_value(value))
-    };
+    fn pick<'a>(tags: &'a Tags, tag: &str, fallback: Option<&'a String>) -> Option<&'a str> {
+        tags.get(tag).or(fallback.map(String::as_str))
+    }
     Owner {
         end_user_id: pick(
+            tags,
             tags::END_USER_ID,
             end_user.and_then(|u| u.end_user_id.as_ref()),
-        ),
+        )
+        .and_then(|id| EndUserId::parse(id).ok()),
         organization_id: pick(
+            tags,
             tags::ORGANIZATION_ID,
             end_user.and_then(|u| u.organization_id.as_ref()),
-        ),
+        )
+        .and_then(|id| OrganizationId::parse(id).ok()),
     }
 }
 

@@ -4,8 +4,11 @@
 // Test helpers panic on purpose: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod access;
+mod dynamo_proxy;
 mod list;
 mod reconnect;
 mod sessions;
+mod storage;
 mod support;
 mod webhooks;

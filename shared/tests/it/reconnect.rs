@@ -21,8 +21,7 @@ fn session_created() -> ResponseTemplate {
 async fn store_with_connection(tags: serde_json::Value) -> ConnectionStore {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    let answer = deliver(&receiver, &auth_webhook("creation", true, Some(tags), None)).await;
-    assert_eq!(answer.status, 200);
+    given(&receiver, &auth_webhook("creation", true, Some(tags), None)).await;
     store
 }
 
@@ -76,14 +75,12 @@ async fn tags_survive_an_empty_tag_override_and_are_sent_again() {
         .mount(&nango)
         .await;
     let store = store_with_connection(owner_tags()).await;
-    webhook_receiver(store.clone())
-        .handle(signed_webhook(&auth_webhook(
-            "override",
-            true,
-            Some(json!({})),
-            None,
-        )))
-        .await;
+    let override_answer = deliver(
+        &webhook_receiver(store.clone()),
+        &auth_webhook("override", true, Some(json!({})), None),
+    )
+    .await;
+    assert_eq!(override_answer.status, 200, "{}", override_answer.body);
     let answer = answer(
         reconnect_session(&nango.uri(), store)
             .handle(reconnect_as("user-42", None))
@@ -148,14 +145,11 @@ async fn reconnect_for_someone_elses_connection_is_404_like_an_unknown_one() {
 async fn deleted_connection_is_404() {
     let nango = nango_that_must_not_be_called().await;
     let store = store_with_connection(owner_tags()).await;
-    webhook_receiver(store.clone())
-        .handle(signed_webhook(&auth_webhook(
-            "deletion",
-            true,
-            Some(owner_tags()),
-            None,
-        )))
-        .await;
+    given(
+        &webhook_receiver(store.clone()),
+        &auth_webhook("deletion", true, Some(owner_tags()), None),
+    )
+    .await;
     let answer = answer(
         reconnect_session(&nango.uri(), store)
             .handle(reconnect_as("user-42", None))
@@ -179,6 +173,9 @@ async fn missing_or_malformed_body_is_400() {
             .request(),
         Event::from(POST_RECONNECT)
             .body(r#"{"connectionId":"c","tags":{"end_user_id":"me"}}"#)
+            .request(),
+        Event::from(POST_RECONNECT)
+            .body(&format!(r#"["{CONNECTION_ID}"]"#))
             .request(),
     ];
     for request in requests {

@@ -141,6 +141,10 @@ async fn malformed_bodies_are_400_invalid_body() {
         r#"{"allowedIntegrations":[""]}"#,
         r#"{"allowed_integrations":["github"]}"#,
         r#"{"endUserId":"someone-else"}"#,
+        // serde would read an array as the struct's fields in order: not a body we document.
+        r#"[["github"]]"#,
+        r#""github""#,
+        "null",
     ] {
         let request = Event::from(POST_SESSIONS).body(body).request();
         let answer = answer(create_session(&nango.uri(), None).handle(request).await);
@@ -261,6 +265,31 @@ async fn nango_429_that_outlasts_the_budget_is_503_with_retry_after() {
     assert_eq!(answer.status, 503);
     assert_eq!(answer.error_code(), "nango_unavailable");
     assert_eq!(answer.response.headers()["retry-after"], "30");
+}
+
+#[tokio::test]
+async fn nango_retry_after_as_an_http_date_is_passed_on_in_seconds() {
+    let nango = MockServer::start().await;
+    let in_a_minute =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+    Mock::given(path("/connect/sessions"))
+        .respond_with(
+            nango_error(503, "server_error").insert_header("Retry-After", in_a_minute.as_str()),
+        )
+        .expect(1)
+        .mount(&nango)
+        .await;
+    let answer = answer(create_session(&nango.uri(), None).handle(request()).await);
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (503, "nango_unavailable")
+    );
+    let seconds: u64 = answer.response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((58..=61).contains(&seconds), "{seconds}");
 }
 
 #[tokio::test]

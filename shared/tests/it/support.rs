@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use lambda_http::{Body, Request, Response};
+use nango_connect::access::OrganizationAccess;
 use nango_connect::config::{AllowedIntegrations, ClaimNames, NangoConfig, NangoTimeouts};
 use nango_connect::handlers::create_session::CreateSession;
 use nango_connect::handlers::list_connections::ListConnections;
@@ -13,7 +14,7 @@ use nango_connect::handlers::reconnect_session::ReconnectSession;
 use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 use nango_connect::nango::NangoClient;
 use nango_connect::store::ConnectionStore;
-use nango_connect::webhook::signature;
+use nango_connect::webhook::{SigningKeys, signature};
 use serde_json::{Value, json};
 
 pub const SECRET_KEY: &str = "6c1b4e2a-9f3d-4a7e-8b5c-2d0e1f3a4b5c";
@@ -126,19 +127,35 @@ pub fn create_session(nango_host: &str, allowed: Option<&str>) -> CreateSession 
 }
 
 pub fn reconnect_session(nango_host: &str, store: ConnectionStore) -> ReconnectSession {
+    reconnect_session_under(nango_host, store, OrganizationAccess::Shared)
+}
+
+pub fn reconnect_session_under(
+    nango_host: &str,
+    store: ConnectionStore,
+    policy: OrganizationAccess,
+) -> ReconnectSession {
     ReconnectSession::new(
         nango_client(nango_host, fast_timeouts()),
         store,
         ClaimNames::default(),
+        policy,
     )
 }
 
 pub fn list_connections(store: ConnectionStore) -> ListConnections {
-    ListConnections::new(store, ClaimNames::default())
+    list_connections_under(store, OrganizationAccess::Shared)
+}
+
+pub fn list_connections_under(
+    store: ConnectionStore,
+    policy: OrganizationAccess,
+) -> ListConnections {
+    ListConnections::new(store, ClaimNames::default(), policy)
 }
 
 pub fn webhook_receiver(store: ConnectionStore) -> WebhookReceiver {
-    WebhookReceiver::new(vec![SIGNING_KEY.into()], store)
+    WebhookReceiver::new(SigningKeys::fixed(vec![SIGNING_KEY.into()]), store)
 }
 
 /// A recorded event, edited before it becomes a request.
@@ -223,6 +240,17 @@ pub fn signed_webhook(body: &str) -> Request {
 /// Delivers a correctly signed webhook with `body` to `receiver`.
 pub async fn deliver(receiver: &WebhookReceiver, body: &str) -> Answer {
     answer(receiver.handle(signed_webhook(body)).await)
+}
+
+/// A setup step: delivers a webhook that must be stored, and fails the test right here if not.
+pub async fn given(receiver: &WebhookReceiver, body: &str) -> Answer {
+    let answer = deliver(receiver, body).await;
+    assert_eq!(
+        (answer.status, answer.body["result"].as_str()),
+        (200, Some("stored")),
+        "setup webhook was not stored: {body}"
+    );
+    answer
 }
 
 /// The creation webhook of user-42's connection (org-7).

@@ -183,7 +183,7 @@ async fn duplicate_delivery_ends_in_the_same_state_as_one() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
     let body = creation();
-    deliver(&receiver, &body).await;
+    given(&receiver, &body).await;
     let once = store.get(&connection_id()).await.unwrap();
 
     let again = deliver(&receiver, &body).await;
@@ -201,9 +201,9 @@ async fn duplicate_delivery_ends_in_the_same_state_as_one() {
 async fn refresh_failure_then_override_success_goes_error_then_active() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    deliver(&receiver, &creation()).await;
+    given(&receiver, &creation()).await;
 
-    deliver(
+    given(
         &receiver,
         &refresh_failure(Some(json!({"end_user_id": "user-42"}))),
     )
@@ -216,7 +216,7 @@ async fn refresh_failure_then_override_success_goes_error_then_active() {
         ("refresh_token_external_error", "invalid_grant")
     );
 
-    deliver(
+    given(
         &receiver,
         &auth_webhook("override", true, Some(json!({})), None),
     )
@@ -234,14 +234,14 @@ async fn refresh_failure_then_override_success_goes_error_then_active() {
 async fn override_failure_marks_the_connection_in_error() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    deliver(&receiver, &creation()).await;
+    given(&receiver, &creation()).await;
     let body = auth_webhook(
         "override",
         false,
         Some(json!({})),
         Some(("invalid_credentials", "401 from provider")),
     );
-    deliver(&receiver, &body).await;
+    given(&receiver, &body).await;
     let stored = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(stored.status, Status::Error);
     assert_eq!(stored.error.unwrap().kind, "invalid_credentials");
@@ -251,10 +251,10 @@ async fn override_failure_marks_the_connection_in_error() {
 async fn override_with_empty_tags_keeps_owner_and_tags() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    deliver(&receiver, &creation()).await;
-    deliver(&receiver, &refresh_failure(None)).await;
+    given(&receiver, &creation()).await;
+    given(&receiver, &refresh_failure(None)).await;
 
-    deliver(
+    given(
         &receiver,
         &auth_webhook("override", true, Some(json!({})), None),
     )
@@ -272,8 +272,8 @@ async fn late_creation_does_not_undo_later_events() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
     let creation = creation();
-    deliver(&receiver, &creation).await;
-    deliver(&receiver, &refresh_failure(None)).await;
+    given(&receiver, &creation).await;
+    given(&receiver, &refresh_failure(None)).await;
     let before = store.get(&connection_id()).await.unwrap();
 
     // Nango retries the creation webhook after the refresh failure went through.
@@ -307,7 +307,7 @@ async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
     assert_eq!(listed.body["connections"], json!([]), "nobody owns it yet");
 
     // A refresh failure carrying tags teaches us the owner.
-    deliver(&receiver, &refresh_failure(Some(owner_tags()))).await;
+    given(&receiver, &refresh_failure(Some(owner_tags()))).await;
     let owned = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(owned.owner.end_user_id.as_deref(), Some("user-42"));
     assert_eq!(owned.created_at, orphan.created_at);
@@ -322,7 +322,7 @@ async fn deletion_unlists_the_connection_and_nothing_resurrects_it() {
     let receiver = webhook_receiver(store.clone());
     let lister = list_connections(store.clone());
     let creation = creation();
-    deliver(&receiver, &creation).await;
+    given(&receiver, &creation).await;
 
     let answer_ = deliver(
         &receiver,
@@ -440,9 +440,9 @@ async fn storage_failure_is_500_so_nango_retries() {
 async fn refresh_success_heals_a_failing_connection() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    deliver(&receiver, &creation()).await;
-    deliver(&receiver, &refresh_failure(None)).await;
-    deliver(
+    given(&receiver, &creation()).await;
+    given(&receiver, &refresh_failure(None)).await;
+    given(
         &receiver,
         &auth_webhook(
             "refresh",
@@ -461,7 +461,7 @@ async fn refresh_success_heals_a_failing_connection() {
 async fn deletion_counts_whatever_its_success_flag_says() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    deliver(&receiver, &creation()).await;
+    given(&receiver, &creation()).await;
     let answer = deliver(&receiver, &auth_webhook("deletion", false, None, None)).await;
     assert_eq!(answer.body, json!({"result": "stored"}));
     assert_eq!(
@@ -474,7 +474,7 @@ async fn deletion_counts_whatever_its_success_flag_says() {
 async fn deletion_of_a_connection_never_seen_keeps_a_late_creation_out() {
     let store = store().await;
     let receiver = webhook_receiver(store.clone());
-    deliver(
+    given(
         &receiver,
         &auth_webhook("deletion", true, Some(json!({})), None),
     )

@@ -1,0 +1,291 @@
+//! The store's hard paths, reproduced on purpose: a write that lands between our read and our
+//! conditional put, contention we give up on, items DynamoDB will never take, key rotation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nango_connect::bootstrap::SecretSource;
+use nango_connect::connection::{
+    AuthEvent, Change, Failure, MAX_ERROR_DESCRIPTION_CHARS, Owner, Status,
+};
+use nango_connect::handlers::webhook_receiver::WebhookReceiver;
+use nango_connect::nango::{ConnectionId, IntegrationId, Tags};
+use nango_connect::store::{ConnectionStore, Recorded, StoreError};
+use nango_connect::webhook::SigningKeys;
+use serde_json::json;
+use wiremock::matchers::{header, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::dynamo_proxy::DynamoProxy;
+use crate::support::*;
+
+fn event(change: Change) -> AuthEvent {
+    AuthEvent {
+        connection_id: ConnectionId::parse(CONNECTION_ID).unwrap(),
+        integration_id: IntegrationId::parse("exa-peer").unwrap(),
+        provider: Some("exa".into()),
+        auth_mode: Some("API_KEY".into()),
+        environment: Some("dev".into()),
+        owner: Owner::default(),
+        tags: Tags::new(),
+        change,
+    }
+}
+
+/// Two stores on one table: one straight to DynamoDB Local, one through a proxy.
+async fn direct_and_proxied() -> (ConnectionStore, ConnectionStore, DynamoProxy) {
+    let (client, table) = fresh_table().await;
+    let proxy = DynamoProxy::start(dynamodb_endpoint()).await;
+    let proxied = ConnectionStore::new(dynamodb_client(&proxy.endpoint), table.clone());
+    (ConnectionStore::new(client, table), proxied, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_between_our_read_and_our_put_is_kept_and_ours_applied_on_top() {
+    let (direct, proxied, proxy) = direct_and_proxied().await;
+    direct.record(&event(Change::Created)).await.unwrap();
+    direct
+        .record(&event(Change::Failed(Failure::new("first", "before"))))
+        .await
+        .unwrap();
+    // Before our first put goes out, someone else records another failure.
+    let injected = Arc::new(AtomicBool::new(false));
+    let (once, other) = (injected.clone(), direct.clone());
+    proxy.before(move |operation| {
+        (operation == "PutItem" && !once.swap(true, Ordering::SeqCst)).then(|| {
+            let other = other.clone();
+            Box::pin(async move {
+                let meanwhile = event(Change::Failed(Failure::new("second", "meanwhile")));
+                assert!(matches!(
+                    other.record(&meanwhile).await,
+                    Ok(Recorded::Written(_))
+                ));
+            }) as _
+        })
+    });
+
+    let recorded = proxied.record(&event(Change::Authorized)).await.unwrap();
+
+    assert!(injected.load(Ordering::SeqCst), "the race was staged");
+    assert_eq!(recorded, Recorded::Written(Status::Active));
+    let stored = direct
+        .get(&event(Change::Created).connection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.status, stored.error), (Status::Active, None));
+    assert_eq!(
+        stored.version, 4,
+        "created, failed, failed meanwhile, then ours"
+    );
+    assert_eq!(
+        proxy.count("PutItem"),
+        2,
+        "our first put lost the race and was redone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_contention_gives_up_with_a_retryable_500() {
+    let (direct, proxied, proxy) = direct_and_proxied().await;
+    direct.record(&event(Change::Created)).await.unwrap();
+    let other = direct.clone();
+    // Every put of ours is beaten by another write, alternating so each one is a real change.
+    let flip = Arc::new(AtomicBool::new(false));
+    proxy.before(move |operation| {
+        (operation == "PutItem").then(|| {
+            let (other, flip) = (other.clone(), flip.clone());
+            Box::pin(async move {
+                let change = if flip.fetch_xor(true, Ordering::SeqCst) {
+                    Change::Authorized
+                } else {
+                    Change::Failed(Failure::new("other", "writer"))
+                };
+                other.record(&event(change)).await.unwrap();
+            }) as _
+        })
+    });
+
+    let result = proxied
+        .record(&event(Change::Failed(Failure::new("ours", "never lands"))))
+        .await;
+    assert!(matches!(result, Err(StoreError::Contention)), "{result:?}");
+    assert!(result.unwrap_err().is_transient());
+
+    let receiver = webhook_receiver(proxied);
+    let answer = deliver(
+        &receiver,
+        &auth_webhook("refresh", false, None, Some(("ours", "never lands"))),
+    )
+    .await;
+    assert_eq!((answer.status, answer.error_code()), (500, "storage_error"));
+}
+
+#[tokio::test]
+async fn a_webhook_dynamodb_will_never_take_is_422_not_an_endless_500() {
+    // A table whose key is not `connectionId`: DynamoDB refuses every put with a ValidationException.
+    let (client, table) = fresh_table().await;
+    let wrong = format!("{table}-wrong-key");
+    let definition = json!({
+        "TableName": wrong,
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST"
+    });
+    let created = reqwest::Client::new()
+        .post(dynamodb_endpoint())
+        .header("X-Amz-Target", "DynamoDB_20120810.CreateTable")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(definition.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    let store = ConnectionStore::new(client, wrong);
+
+    let result = store.record(&event(Change::Created)).await;
+    assert!(matches!(result, Err(StoreError::Rejected(_))), "{result:?}");
+
+    let answer = deliver(&webhook_receiver(store), &creation()).await;
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (422, "unstorable_webhook")
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_too_big_to_store_whole_is_stored_bounded() {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    given(&receiver, &creation()).await;
+    let mut tags = owner_tags();
+    for i in 0..500 {
+        tags[format!("label_{i:03}")] = json!("x".repeat(255));
+    }
+    let description = "é".repeat(450_000); // 900 KB of UTF-8
+    let body = auth_webhook(
+        "refresh",
+        false,
+        Some(tags),
+        Some(("refresh_token_external_error", &description)),
+    );
+    assert!(body.len() > 900_000 && body.len() < 1024 * 1024);
+
+    let answer = given(&receiver, &body).await;
+    assert_eq!(answer.body["result"], "stored");
+    let stored = store
+        .get(&event(Change::Created).connection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let error = stored.error.unwrap();
+    assert_eq!(
+        error.description.chars().count(),
+        MAX_ERROR_DESCRIPTION_CHARS
+    );
+    assert_eq!(stored.tags.iter().count(), 10, "Nango's own limit");
+    assert_eq!(
+        stored.tags.get("end_user_id"),
+        Some("user-42"),
+        "owner tags kept first"
+    );
+}
+
+/// Secrets Manager, as far as `GetSecretValue` goes, answering with `signing_key`.
+async fn secrets_manager(signing_key: &str, expected_reads: u64) -> MockServer {
+    let server = MockServer::start().await;
+    let secret = json!({"NANGO_SECRET_KEY": "unused", "NANGO_WEBHOOK_SIGNING_KEY": signing_key});
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "secretsmanager.GetSecretValue"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-amz-json-1.1")
+                .set_body_json(json!({
+                    "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nango-AbCdEf",
+                    "Name": "nango",
+                    "SecretString": secret.to_string(),
+                })),
+        )
+        .expect(expected_reads)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn secret_source(server: &MockServer) -> SecretSource {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
+        .endpoint_url(server.uri())
+        .build();
+    SecretSource::new(
+        aws_sdk_secretsmanager::Client::from_conf(config),
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:nango-AbCdEf",
+    )
+}
+
+fn signed_with(key: &str, body: &str) -> lambda_http::Request {
+    let signature = hex::encode(nango_connect::webhook::signature::sign(
+        key.as_bytes(),
+        body.as_bytes(),
+    ));
+    Event::from(WEBHOOK)
+        .body(body)
+        .header("X-Nango-Hmac-Sha256", &signature)
+        .request()
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_the_secret_is_read_again_once_a_minute_at_most() {
+    let secrets = secrets_manager("rotated-key", 1).await;
+    let keys = SigningKeys::reloading(
+        vec![SIGNING_KEY.into()],
+        secret_source(&secrets),
+        Duration::from_secs(60),
+    );
+    let receiver = WebhookReceiver::new(keys, store().await);
+
+    let rotated = answer(
+        receiver
+            .handle(signed_with("rotated-key", &creation()))
+            .await,
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_eq!(rotated.body["result"], "stored");
+    // Forgeries right after cannot make us read the secret again (wiremock checks: one read).
+    for _ in 0..5 {
+        let forged = answer(receiver.handle(signed_with("forged", &creation())).await);
+        assert_eq!(
+            (forged.status, forged.error_code()),
+            (401, "invalid_signature")
+        );
+    }
+    // And the new key is the one held now.
+    let again = answer(
+        receiver
+            .handle(signed_with("rotated-key", &creation()))
+            .await,
+    );
+    assert_eq!(again.status, 200);
+}
+
+#[tokio::test]
+async fn keys_from_plain_variables_are_never_read_again() {
+    let receiver = webhook_receiver(store().await);
+    let answer = answer(
+        receiver
+            .handle(signed_with("rotated-key", &creation()))
+            .await,
+    );
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (401, "invalid_signature")
+    );
+}
