@@ -19,6 +19,7 @@ from cfnlint.decode import cfn_yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = pathlib.Path(os.environ.get("TEMPLATE", ROOT / "template.yaml"))
 TABLE_DEFINITION = ROOT / "infra" / "dynamodb" / "connections-table.json"
+NANGO_HOST_CASES = json.loads((ROOT / "infra" / "template-tests" / "nango-host-cases.json").read_text())
 
 
 def load_template(path):
@@ -65,6 +66,11 @@ NANGO_WEBHOOK_TIMEOUT = 20  # Nango waits this long for the receiver (per delive
 API_GATEWAY_TIMEOUT = 29  # API Gateway's integration timeout
 NANGO_BUDGET = 9  # shared/src/config.rs: all calls to Nango in one request
 NANGO_CALLERS = {"CreateSessionFunction", "ReconnectSessionFunction"}
+# Functions that decide who may act on a stored connection (shared/src/access.rs).
+POLICY_READERS = {"ReconnectSessionFunction", "ListConnectionsFunction"}
+ORGANIZATION_ACCESS_VALUES = ["shared", "visible", "private"]
+# Nango's API allows about 200 requests a minute per account (shared/docs/nango-api.md §4).
+NANGO_REQUESTS_PER_SECOND = 200 / 60
 
 
 # ── Helpers ──────────────────────────────────────────────────────────────────────────────────────
@@ -367,6 +373,50 @@ def check_timeouts(t):
         assert function(t, name)["MemorySize"] >= 256, f"{name}: too little CPU for a TLS handshake"
 
 
+def check_nango_host(t):
+    """NangoHost accepts exactly the deployable hosts the code accepts (the shared list of cases)."""
+    parameter = t["Parameters"]["NangoHost"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch(parameter["Default"])
+    for host in NANGO_HOST_CASES["deployable"]:
+        assert pattern.fullmatch(host), f"refuses {host!r}, which the code accepts"
+    for host in NANGO_HOST_CASES["local_only"] + NANGO_HOST_CASES["refused"]:
+        assert not pattern.fullmatch(host), f"accepts {host!r}, on which every cold start would fail"
+
+
+def check_organization_access(t):
+    """The policy is a parameter of its three values, given to every function that applies it."""
+    parameter = t["Parameters"]["OrganizationAccess"]
+    assert parameter["AllowedValues"] == ORGANIZATION_ACCESS_VALUES
+    assert parameter["Default"] == "shared"
+    for name in FUNCTIONS:
+        value = environment(t, name).get("ORGANIZATION_ACCESS")
+        if name in POLICY_READERS:
+            assert value == {"Ref": "OrganizationAccess"}, f"{name}: ORGANIZATION_ACCESS"
+        else:
+            assert value is None, f"{name} does not apply the policy"
+
+
+def check_throttling(t):
+    """Every route is throttled; the routes that call Nango below Nango's own rate limit by default,
+    and a browser may read Retry-After."""
+    props = t["Resources"]["Api"]["Properties"]
+    default = props.get("DefaultRouteSettings", {})
+    assert default.get("ThrottlingRateLimit") == {"Ref": "ApiRateLimit"}
+    assert default.get("ThrottlingBurstLimit") == {"Ref": "ApiBurstLimit"}
+    routes = props.get("RouteSettings", {})
+    nango_routes = {f"{m} {p}" for (m, p), name in ROUTES.items() if name in NANGO_CALLERS}
+    for route in nango_routes:
+        settings = routes.get(route, {})
+        assert settings.get("ThrottlingRateLimit") == {"Ref": "SessionRateLimit"}, route
+        assert settings.get("ThrottlingBurstLimit") == {"Ref": "SessionBurstLimit"}, route
+    rate = float(t["Parameters"]["SessionRateLimit"]["Default"])
+    assert rate * len(nango_routes) < NANGO_REQUESTS_PER_SECOND, "defaults would exhaust Nango's limit"
+    for cors in branches(props["CorsConfiguration"]):
+        if cors != {"Ref": "AWS::NoValue"}:
+            assert "retry-after" in [h.lower() for h in cors.get("ExposeHeaders", [])]
+
+
 def check_outputs(t):
     outputs = {k: normalized(v["Value"]) for k, v in t["Outputs"].items()}
     assert outputs == {
@@ -446,6 +496,18 @@ def test_timeouts_within_bounds(template):
 
 def test_outputs(template):
     check_outputs(template)
+
+
+def test_nango_host_accepts_what_the_code_accepts(template):
+    check_nango_host(template)
+
+
+def test_organization_access_reaches_the_functions_that_apply_it(template):
+    check_organization_access(template)
+
+
+def test_routes_are_throttled(template):
+    check_throttling(template)
 
 
 # ── Every check fails on a template that breaks its promise ──────────────────────────────────────
@@ -585,6 +647,17 @@ MUTATIONS = {
     "short Nango call": (check_timeouts, set_in([R, "ReconnectSessionFunction", "Properties", "Timeout"], 9)),
     "128 MB": (check_timeouts, set_in([R, "CreateSessionFunction", "Properties", "MemorySize"], 128)),
     "missing output": (check_outputs, delete_in(["Outputs", "WebhookUrl"])),
+    "http Nango host": (check_nango_host, set_in(["Parameters", "NangoHost", "AllowedPattern"], "^https?://\\S+$")),
+    "bare https": (check_nango_host, set_in(["Parameters", "NangoHost", "AllowedPattern"], "^https://.*$")),
+    "public policy": (check_organization_access, set_in(["Parameters", "OrganizationAccess", "AllowedValues"],
+                                                        ["shared", "visible", "private", "public"])),
+    "policy not given": (check_organization_access, delete_in(
+        [R, "ListConnectionsFunction", "Properties", "Environment", "Variables", "ORGANIZATION_ACCESS"])),
+    "unthrottled sessions": (check_throttling, delete_in([R, "Api", "Properties", "RouteSettings", "POST /sessions"])),
+    "no default throttle": (check_throttling, delete_in([R, "Api", "Properties", "DefaultRouteSettings"])),
+    "sessions faster than Nango": (check_throttling, set_in(["Parameters", "SessionRateLimit", "Default"], 50)),
+    "hidden Retry-After": (check_throttling, set_in(
+        [R, "Api", "Properties", "CorsConfiguration", "Fn::If", 1, "ExposeHeaders"], [])),
 }
 
 

@@ -35,7 +35,7 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
 
   const corsHeaders = (origin) =>
     origin && allowedOrigins.includes(origin)
-      ? { 'access-control-allow-origin': origin, vary: 'Origin' }
+      ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': 'retry-after', vary: 'Origin' }
       : {};
 
   async function invoke(res, fn, event, extraHeaders) {

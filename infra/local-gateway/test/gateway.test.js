@@ -111,6 +111,7 @@ test('CORS: preflights are answered for allowed origins only', async () => {
   const allowed = await preflight('http://127.0.0.1:3000');
   assert.equal(allowed.status, 204);
   assert.equal(allowed.headers.get('access-control-allow-origin'), 'http://127.0.0.1:3000');
+  assert.equal(allowed.headers.get('access-control-expose-headers'), 'retry-after', 'the app can read how long to wait');
   assert.match(allowed.headers.get('access-control-allow-headers'), /authorization/);
   const refused = await preflight('https://evil.example.com');
   assert.equal(refused.headers.get('access-control-allow-origin'), null);
