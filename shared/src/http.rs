@@ -290,6 +290,13 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     response
 }
 
+/// `204 No Content`.
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
 /// The body, if no larger than `limit`. The declared length is checked first, so an oversized
 /// body is refused before anything looks at it.
 pub fn body_within(request: &Request, limit: usize) -> Result<&[u8], usize> {

@@ -3,6 +3,7 @@
 //! and then serves every invocation of its sandbox.
 
 pub mod create_session;
+pub mod delete_connection;
 pub mod list_connections;
 pub mod reconnect_session;
 pub mod webhook_receiver;

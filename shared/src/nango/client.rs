@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
+use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -157,10 +157,46 @@ impl NangoClient {
         Ok(envelope.data.into())
     }
 
+    /// `DELETE /connections/{id}?provider_config_key=…`. Nango answers an unknown connection (also
+    /// a second delete of the same one) with `400 unknown_connection`, its docs say 404: both mean
+    /// the connection is gone, which is what was asked.
+    pub async fn delete_connection(
+        &self,
+        connection_id: &ConnectionId,
+        integration_id: &IntegrationId,
+    ) -> Result<Deletion, NangoError> {
+        let path = format!(
+            "/connections/{}?provider_config_key={}",
+            percent_encoded(connection_id.as_str()),
+            percent_encoded(integration_id.as_str())
+        );
+        match self
+            .call::<(), serde_json::Value>(Method::DELETE, &path, None)
+            .await
+        {
+            Ok(_) => Ok(Deletion::Deleted),
+            Err(NangoError::Rejected { status: 404, .. }) => Ok(Deletion::AlreadyGone),
+            Err(NangoError::Rejected {
+                status: 400, code, ..
+            }) if code == "unknown_connection" => Ok(Deletion::AlreadyGone),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn post<B: Serialize, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
+    ) -> Result<R, NangoError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// One call to Nango, retried on 429 and 5xx within the time budget.
+    async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
     ) -> Result<R, NangoError> {
         let url = format!("{}{}", self.host, path);
         let deadline = Instant::now() + self.timeouts.budget;
@@ -168,14 +204,15 @@ impl NangoClient {
         let mut attempt = 1;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let sent = self
+            let mut request = self
                 .http
-                .post(&url)
+                .request(method.clone(), &url)
                 .bearer_auth(self.secret_key.expose_secret())
-                .json(body)
-                .timeout(self.timeouts.attempt.min(remaining))
-                .send()
-                .await;
+                .timeout(self.timeouts.attempt.min(remaining));
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let sent = request.send().await;
             let retryable = match sent {
                 Ok(response) if response.status().is_success() => {
                     return response
@@ -227,6 +264,28 @@ impl From<SessionData> for ConnectSession {
             expires_at: data.expires_at,
         }
     }
+}
+
+/// What a delete found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    Deleted,
+    /// Nango did not know the connection (any more).
+    AlreadyGone,
+}
+
+/// `value` as one URL path segment or query value: everything but RFC 3986's unreserved
+/// characters percent-encoded, so an id can never add a path segment or a parameter.
+fn percent_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -289,6 +348,18 @@ fn without_url(err: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_percent_encoded_whole() {
+        assert_eq!(
+            percent_encoded("a2968dec-61fa_4a65.8b14~x"),
+            "a2968dec-61fa_4a65.8b14~x"
+        );
+        assert_eq!(
+            percent_encoded("../x?y=1&z#é"),
+            "..%2Fx%3Fy%3D1%26z%23%C3%A9"
+        );
+    }
 
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {

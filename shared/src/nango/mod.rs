@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{NangoClient, NangoError, NangoFieldError};
+pub use client::{Deletion, NangoClient, NangoError, NangoFieldError};
 pub use tags::Tags;
 
 /// Nango's longest accepted identifier; ours are never longer.
@@ -25,6 +25,10 @@ fn check_id(value: &str) -> Result<(), &'static str> {
     }
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters");
+    }
+    // Ids go into URL paths, where these two would mean "here" and "up".
+    if value == "." || value == ".." {
+        return Err("must not be . or ..");
     }
     Ok(())
 }
@@ -104,6 +108,8 @@ mod tests {
         assert!(IntegrationId::parse("").is_err());
         assert!(ConnectionId::parse(&"a".repeat(256)).is_err());
         assert!(ConnectionId::parse("a\nb").is_err());
+        assert!(ConnectionId::parse("..").is_err());
+        assert!(ConnectionId::parse("a..b").is_ok());
         let parsed: Result<ConnectionId, _> = serde_json::from_str("\"\"");
         assert!(parsed.is_err());
     }

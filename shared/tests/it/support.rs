@@ -24,6 +24,7 @@ pub const CONNECTION_ID: &str = "a2968dec-61fa-4a65-8b14-60bb4a851878";
 pub const POST_SESSIONS: &str = include_str!("../fixtures/apigw-v2-post-sessions.json");
 pub const POST_RECONNECT: &str = include_str!("../fixtures/apigw-v2-post-sessions-reconnect.json");
 pub const GET_CONNECTIONS: &str = include_str!("../fixtures/apigw-v2-get-connections.json");
+pub const DELETE_CONNECTION: &str = include_str!("../fixtures/apigw-v2-delete-connection.json");
 pub const WEBHOOK: &str = include_str!("../fixtures/function-url-webhook.json");
 const TABLE_DEFINITION: &str = include_str!("../../../infra/dynamodb/connections-table.json");
 
@@ -192,6 +193,11 @@ impl Event {
         if let Some(headers) = self.0["headers"].as_object_mut() {
             headers.remove(name);
         }
+        self
+    }
+
+    pub fn path_parameter(mut self, name: &str, value: &str) -> Self {
+        self.0["pathParameters"][name] = json!(value);
         self
     }
 

@@ -1,0 +1,99 @@
+//! `DELETE /connections/{connectionId}`: deletes one of the caller's connections in Nango, then
+//! marks it deleted here.
+//!
+//! Nango first: if it fails, nothing here changes and the caller can try again. Our own store is
+//! written even when Nango sends a deletion webhook (older servers send none), through the same
+//! lifecycle as every other change, so a late webhook cannot bring the connection back.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::access::{self, Action, OrganizationAccess};
+use crate::bootstrap::InitError;
+use crate::config::{ClaimNames, NangoConfig, Source, StoreConfig};
+use crate::connection::{AuthEvent, Change, Owner};
+use crate::http::{self, ApiError};
+use crate::identity::Identity;
+use crate::nango::{ConnectionId, NangoClient, Tags};
+use crate::store::ConnectionStore;
+
+pub struct DeleteConnection {
+    nango: NangoClient,
+    store: ConnectionStore,
+    claims: ClaimNames,
+    policy: OrganizationAccess,
+}
+
+impl DeleteConnection {
+    pub fn new(
+        nango: NangoClient,
+        store: ConnectionStore,
+        claims: ClaimNames,
+        policy: OrganizationAccess,
+    ) -> Self {
+        DeleteConnection {
+            nango,
+            store,
+            claims,
+            policy,
+        }
+    }
+
+    pub fn from_env(
+        source: &impl Source,
+        dynamodb: aws_sdk_dynamodb::Client,
+    ) -> Result<Self, InitError> {
+        Ok(DeleteConnection::new(
+            NangoClient::new(&NangoConfig::from_source(source)?)?,
+            ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
+            ClaimNames::from_source(source),
+            OrganizationAccess::from_source(source)?,
+        ))
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        match self.delete(request).await {
+            Ok(()) => http::no_content(),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn delete(&self, request: Request) -> Result<(), ApiError> {
+        http::api_body(&request, Method::DELETE, "DELETE")?;
+        let identity = Identity::from_request(&request, &self.claims)?;
+        // An id that cannot be a connection's names none: the same answer as an unknown one.
+        let connection_id = request
+            .path_parameters_ref()
+            .and_then(|params| params.first("connectionId"))
+            .and_then(|id| ConnectionId::parse(id).ok())
+            .ok_or(ApiError::ConnectionNotFound)?;
+        let connection = self
+            .store
+            .get(&connection_id)
+            .await?
+            .ok_or(ApiError::ConnectionNotFound)?;
+        access::authorize(self.policy, &identity, &connection, Action::Delete)?;
+        let deletion = self
+            .nango
+            .delete_connection(&connection.id, &connection.integration_id)
+            .await?;
+        let deleted = AuthEvent {
+            connection_id: connection.id.clone(),
+            integration_id: connection.integration_id.clone(),
+            provider: None,
+            auth_mode: None,
+            environment: None,
+            owner: Owner::default(),
+            tags: Tags::new(),
+            change: Change::Deleted,
+        };
+        self.store.record(&deleted).await?;
+        tracing::info!(
+            connection_id = %connection.id,
+            end_user_id = %identity.end_user_id,
+            nango = ?deletion,
+            "connection deleted"
+        );
+        Ok(())
+    }
+}
