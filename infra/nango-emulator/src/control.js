@@ -67,9 +67,9 @@ function string(body, key) {
 function webhookFlag(query, body, fallback) {
     const fromBody = boolean(body, 'webhook');
     if (fromBody !== undefined) return fromBody;
-    if (query.webhook === 'false') return false;
-    if (query.webhook === 'true') return true;
-    return fallback;
+    if (query.webhook === undefined) return fallback;
+    if (query.webhook !== 'true' && query.webhook !== 'false') throw new ControlError('webhook must be true or false');
+    return query.webhook === 'true';
 }
 
 // ---------- webhooks
@@ -188,9 +188,9 @@ const addFault = control(({ res, body: raw }, ctx) => {
         rule.page = page;
     }
     const outcomes = [];
-    const status = integer(body, 'status', { min: 429, max: 599 });
+    const { status } = body;
     if (status !== undefined) {
-        if (status !== 429 && status < 500) throw new ControlError('status must be 429 or 500..599');
+        if (status !== 429 && !(Number.isInteger(status) && status >= 500 && status <= 599)) throw new ControlError('status must be 429 or 500..599');
         rule.status = status;
         outcomes.push('status');
     }
