@@ -242,6 +242,7 @@ function truthRow(connection) {
         provider_config_key: connection.provider_config_key,
         provider: connection.provider,
         tags: connection.tags,
+        first_tags: connection.first_tags,
         errors: connection.errors,
         auth_error: connection.errors.some((e) => e.type === 'auth'),
         deleted: connection.deleted_at !== null,

@@ -25,6 +25,10 @@ function logId() {
     return [...randomBytes(20)].map((b) => LOG_ID_ALPHABET[b % LOG_ID_ALPHABET.length]).join('');
 }
 
+function nonEmpty(tags) {
+    return tags && Object.keys(tags).length > 0 ? { ...tags } : null;
+}
+
 function liveKey(providerConfigKey, connectionId) {
     return `${providerConfigKey}\u0000${connectionId}`;
 }
@@ -106,6 +110,9 @@ export class Store {
             webhook_url_override: webhookUrlOverride,
             metadata: {},
             tags,
+            // Truth only: the first non-empty tags the connection had, i.e. the owner a receiver
+            // of every webhook would know, even after a reconnect without tags emptied `tags`.
+            first_tags: nonEmpty(tags),
             end_user: null,
             errors: [],
             created_at: created,
@@ -127,6 +134,7 @@ export class Store {
             webhook_url_override: webhookUrlOverride,
             metadata: {},
             tags,
+            first_tags: connection.first_tags || nonEmpty(tags),
             updated_at: now,
             last_fetched_at: now
         });

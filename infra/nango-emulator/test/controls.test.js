@@ -171,7 +171,20 @@ describe('GET /_emulator/connections (truth) and POST /_emulator/connections (cr
             ]
         );
         const row = all.connections[2];
-        assert.deepEqual(Object.keys(row), ['id', 'connection_id', 'provider_config_key', 'provider', 'tags', 'errors', 'auth_error', 'deleted', 'created_at', 'updated_at', 'deleted_at']);
+        assert.deepEqual(Object.keys(row), [
+            'id',
+            'connection_id',
+            'provider_config_key',
+            'provider',
+            'tags',
+            'first_tags',
+            'errors',
+            'auth_error',
+            'deleted',
+            'created_at',
+            'updated_at',
+            'deleted_at'
+        ]);
         assert.match(row.deleted_at, /\+00:00$/);
         assert.equal(all.connections[1].errors[0].type, 'auth');
         assert.deepEqual(
@@ -182,6 +195,18 @@ describe('GET /_emulator/connections (truth) and POST /_emulator/connections (cr
             (await truth('?deleted=true&integrationId=exa')).connections.map((c) => c.connection_id),
             [removed.connection_id]
         );
+    });
+
+    test('first_tags keeps the owner when a reconnect without tags empties the tags', async () => {
+        const { res } = await authorize(api, { integration: 'exa', session: { tags: { end_user_id: 'u1' } } });
+        const { connectionId } = res.body;
+        const reconnect = await api.post('/connect/sessions/reconnect', { connection_id: connectionId, integration_id: 'exa' }, { token: SECRET_KEY });
+        assert.equal((await api.post(`/api-auth/api-key/exa?connect_session_token=${reconnect.body.data.token}`, { apiKey: 'k2' })).status, 200);
+        const [row] = (await truth()).connections;
+        assert.deepEqual(row.tags, {});
+        assert.deepEqual(row.first_tags, { end_user_id: 'u1' });
+        const [untagged] = await createConnections(api, { integration: 'exa', webhook: false });
+        assert.equal((await truth(`?connectionId=${untagged.connection_id}`)).connections[0].first_tags, null);
     });
 
     test('create: batch specs with tags, an auth error, a chosen id and date; creation webhooks unless webhook:false', async () => {
