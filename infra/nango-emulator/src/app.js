@@ -7,7 +7,7 @@ import { publicRoutes } from './routes.js';
 
 // The request pipeline, in the order Nango's express app applies it to public routes:
 // CORS → JSON body parsing (400 invalid_json) → content-type guard (415) → auth (401) →
-// rate limit (429) → route handler.
+// rate limit (429) → injected faults (/_emulator/faults) → route handler.
 
 function compile(routes) {
     return routes.map((route) => {
