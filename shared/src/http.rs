@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::access::Denied;
 use crate::identity::IdentityError;
 use crate::nango::NangoError;
-use crate::store::StoreError;
+use crate::store::{InvalidCursor, StoreError};
 use crate::webhook::{PayloadError, SignatureError};
 
 /// The largest body our API accepts; its requests are a few dozen bytes.
@@ -36,6 +36,10 @@ pub enum ApiError {
     Unauthenticated(#[from] IdentityError),
     #[error("no such connection for this caller")]
     ConnectionNotFound,
+    #[error("limit must be a whole number from 1 to 100")]
+    InvalidLimit,
+    #[error(transparent)]
+    InvalidCursor(#[from] InvalidCursor),
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     #[error("the body is larger than {0} bytes")]
@@ -143,6 +147,16 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 "connection_not_found",
                 "No such connection.",
+            ),
+            InvalidLimit => (
+                StatusCode::BAD_REQUEST,
+                "invalid_limit",
+                "limit must be a whole number from 1 to 100.",
+            ),
+            InvalidCursor(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "The cursor is not one this API handed out to this caller.",
             ),
             MethodNotAllowed { .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -396,6 +410,12 @@ mod tests {
                 "unauthenticated",
             ),
             (ApiError::ConnectionNotFound, 404, "connection_not_found"),
+            (ApiError::InvalidLimit, 400, "invalid_limit"),
+            (
+                ApiError::InvalidCursor(InvalidCursor),
+                400,
+                "invalid_cursor",
+            ),
             (
                 ApiError::MethodNotAllowed { allow: "POST" },
                 405,

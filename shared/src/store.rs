@@ -37,6 +37,10 @@ use crate::connection::{self, AuthEvent, Connection, Failure, Owner, Status};
 use crate::identity::{EndUserId, OrganizationId};
 use crate::nango::{ConnectionId, IntegrationId, Tags};
 
+mod listing;
+
+pub use listing::{Cursor, DEFAULT_PAGE_SIZE, InvalidCursor, MAX_PAGE_SIZE, Owners, Page};
+
 pub const BY_END_USER_INDEX: &str = "byEndUser";
 pub const BY_ORGANIZATION_INDEX: &str = "byOrganization";
 
@@ -172,72 +176,6 @@ impl ConnectionStore {
             }
             Err(err) => Err(PutError::Store(store_error(err))),
         }
-    }
-
-    /// The connections of an end user and, when given, of an organization, newest first, deleted
-    /// ones left out. Who may see which of them is [`crate::access`]'s to say.
-    pub async fn list_owned(
-        &self,
-        end_user_id: &EndUserId,
-        organization_id: Option<&OrganizationId>,
-    ) -> Result<Vec<Connection>, StoreError> {
-        let mine = self.query_index(BY_END_USER_INDEX, "endUserId", end_user_id.as_str());
-        let of_organization = async {
-            match organization_id {
-                Some(id) => {
-                    self.query_index(BY_ORGANIZATION_INDEX, "organizationId", id.as_str())
-                        .await
-                }
-                None => Ok(Vec::new()),
-            }
-        };
-        let (mut connections, of_organization) = tokio::try_join!(mine, of_organization)?;
-        connections.extend(of_organization);
-        connections.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        connections.dedup_by(|a, b| a.id == b.id);
-        Ok(connections)
-    }
-
-    async fn query_index(
-        &self,
-        index: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<Vec<Connection>, StoreError> {
-        let items: Vec<_> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .key_condition_expression("#key = :value")
-            .filter_expression("#status <> :deleted")
-            .expression_attribute_names("#key", key)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":value", AttributeValue::S(value.to_owned()))
-            .expression_attribute_values(
-                ":deleted",
-                AttributeValue::S(Status::Deleted.as_str().to_owned()),
-            )
-            .scan_index_forward(false)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(store_error)?;
-        // One bad item must not hide all the others: skip it, and say so.
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                from_item(item)
-                    .inspect_err(|err| tracing::error!(error = %err, "skipping a malformed item"))
-                    .ok()
-            })
-            .collect())
     }
 }
 

@@ -1,7 +1,8 @@
-//! `GET /connections`: the caller's connections and their organization's, newest first.
+//! `GET /connections?limit=&cursor=`: the caller's connections and, as the policy allows, their
+//! organization's, newest first, a page at a time.
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use super::ConnectionView;
@@ -10,11 +11,14 @@ use crate::bootstrap::InitError;
 use crate::config::{ClaimNames, Source, StoreConfig};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
-use crate::store::ConnectionStore;
+use crate::store::{ConnectionStore, Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Owners};
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ListResponse {
     connections: Vec<ConnectionView>,
+    /// The `cursor` of the next page; `null` on the last one.
+    next_cursor: Option<String>,
 }
 
 pub struct ListConnections {
@@ -52,21 +56,36 @@ impl ListConnections {
     async fn list(&self, request: Request) -> Result<Response<Body>, ApiError> {
         http::api_body(&request, Method::GET, "GET")?;
         let identity = Identity::from_request(&request, &self.claims)?;
+        let query = request.query_string_parameters_ref();
+        let parameter = |name| query.and_then(|q| q.first(name));
+        let size = match parameter("limit") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(limit) => limit
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or(ApiError::InvalidLimit)?,
+        };
         // The organization's index is read only when the policy lets members see its connections.
-        let organization = identity
-            .organization_id
-            .as_ref()
-            .filter(|_| self.policy.lets_organization(Action::List));
-        let connections = self
-            .store
-            .list_owned(&identity.end_user_id, organization)
-            .await?;
+        let owners = Owners {
+            end_user_id: &identity.end_user_id,
+            organization_id: identity
+                .organization_id
+                .as_ref()
+                .filter(|_| self.policy.lets_organization(Action::List)),
+        };
+        let cursor = parameter("cursor")
+            .map(|text| Cursor::decode(text, &owners))
+            .transpose()?;
+        let page = self.store.list_page(&owners, size, cursor).await?;
         let body = ListResponse {
-            connections: connections
+            connections: page
+                .connections
                 .into_iter()
                 .filter(|c| access::authorize(self.policy, &identity, c, Action::List).is_ok())
                 .map(ConnectionView::from)
                 .collect(),
+            next_cursor: page.next.map(|cursor| cursor.encode()),
         };
         Ok(http::json(StatusCode::OK, &body))
     }

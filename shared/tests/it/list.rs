@@ -95,6 +95,181 @@ async fn lists_mine_and_my_organizations_newest_first() {
     assert_eq!(healthy["error"], serde_json::Value::Null);
     let keys: Vec<_> = healthy.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys.len(), 7, "exactly the documented fields: {keys:?}");
+    assert_eq!(
+        answer.body["nextCursor"],
+        serde_json::Value::Null,
+        "one page holds them all"
+    );
+}
+
+/// Every page of `GET /connections` for the caller, following `nextCursor`.
+async fn all_pages(
+    handler: &nango_connect::handlers::list_connections::ListConnections,
+    claims: &serde_json::Value,
+    limit: usize,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut event = Event::from(GET_CONNECTIONS)
+            .claims(Some(claims.clone()))
+            .query("limit", &limit.to_string());
+        if let Some(cursor) = &cursor {
+            event = event.query("cursor", cursor);
+        }
+        let answer = answer(handler.handle(event.request()).await);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        pages.push(ids(&answer.body).into_iter().map(str::to_owned).collect());
+        match answer.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "paging must end");
+    }
+}
+
+#[tokio::test]
+async fn pages_hold_every_connection_exactly_once_newest_first_past_tombstones() {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    // Mine, my colleagues' (same organization), tombstones among them, and a stranger's.
+    let mut expected = Vec::new();
+    for i in 0..23 {
+        let (owner, org) = match i % 3 {
+            0 => ("user-42", Some("org-7")),
+            1 => ("colleague-1", Some("org-7")),
+            _ => ("user-42", None),
+        };
+        let id = format!("c-{i:02}");
+        deliver_for(&store, &id, &created_by(owner, org)).await;
+        if i % 4 == 3 {
+            given(
+                &receiver,
+                &auth_webhook("deletion", true, None, None).replace(CONNECTION_ID, &id),
+            )
+            .await;
+        } else {
+            expected.push(id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    // A run of tombstones longer than a page, newest of all: the first page must still be full.
+    for i in 0..12 {
+        let id = format!("z-deleted-{i:02}");
+        deliver_for(&store, &id, &created_by("user-42", Some("org-7"))).await;
+        given(
+            &receiver,
+            &auth_webhook("deletion", true, None, None).replace(CONNECTION_ID, &id),
+        )
+        .await;
+    }
+    deliver_for(&store, "c-stranger", &created_by("stranger", Some("org-8"))).await;
+    expected.reverse();
+
+    let handler = list_connections(store);
+    let pages = all_pages(&handler, &claims("user-42", Some("org-7")), 5).await;
+
+    let flat: Vec<String> = pages.concat();
+    assert_eq!(flat, expected, "each exactly once, newest first");
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert!(
+        sizes[..sizes.len() - 1].iter().all(|&n| n == 5),
+        "only the last page may be short: {sizes:?}"
+    );
+    assert_eq!(sizes.iter().sum::<usize>(), expected.len());
+}
+
+#[tokio::test]
+async fn a_page_size_out_of_range_is_400_and_the_default_is_50() {
+    let store = store().await;
+    for i in 0..55 {
+        deliver_for(&store, &format!("c-{i:02}"), &created_by("user-42", None)).await;
+    }
+    let handler = list_connections(store);
+    let first = answer(handler.handle(list_as("user-42", None)).await);
+    assert_eq!(ids(&first.body).len(), 50);
+    assert!(first.body["nextCursor"].is_string());
+    for limit in ["0", "101", "-1", "ten", "2.5", ""] {
+        let answer = answer(
+            handler
+                .handle(
+                    Event::from(GET_CONNECTIONS)
+                        .claims(Some(claims("user-42", None)))
+                        .query("limit", limit)
+                        .request(),
+                )
+                .await,
+        );
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (400, "invalid_limit"),
+            "limit={limit}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_or_foreign_cursor_is_400_and_never_widens_the_list() {
+    let store = store().await;
+    for i in 0..4 {
+        deliver_for(&store, &format!("c-mine-{i}"), &created_by("user-42", None)).await;
+        deliver_for(
+            &store,
+            &format!("c-other-{i}"),
+            &created_by("stranger", Some("org-8")),
+        )
+        .await;
+    }
+    let handler = list_connections(store);
+    let mine = claims("user-42", None);
+    let first = answer(
+        handler
+            .handle(
+                Event::from(GET_CONNECTIONS)
+                    .claims(Some(mine.clone()))
+                    .query("limit", "2")
+                    .request(),
+            )
+            .await,
+    );
+    let cursor = first.body["nextCursor"].as_str().unwrap().to_owned();
+    let with_cursor = |claims: serde_json::Value, cursor: &str| {
+        Event::from(GET_CONNECTIONS)
+            .claims(Some(claims))
+            .query("limit", "2")
+            .query("cursor", cursor)
+            .request()
+    };
+    // Another caller replaying it.
+    let stranger = answer(
+        handler
+            .handle(with_cursor(claims("stranger", Some("org-8")), &cursor))
+            .await,
+    );
+    assert_eq!(
+        (stranger.status, stranger.error_code()),
+        (400, "invalid_cursor")
+    );
+    // Tampered: one character changed, or garbage.
+    let mut tampered = cursor.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    for bad in [
+        String::from_utf8(tampered).unwrap(),
+        "not-a-cursor".to_owned(),
+        "e30".to_owned(),
+    ] {
+        let answer = answer(handler.handle(with_cursor(mine.clone(), &bad)).await);
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (400, "invalid_cursor"),
+            "{bad}"
+        );
+    }
+    // The real one goes on, within the caller's own connections only.
+    let second = answer(handler.handle(with_cursor(mine, &cursor)).await);
+    assert_eq!(second.status, 200);
+    assert!(ids(&second.body).iter().all(|id| id.starts_with("c-mine-")));
 }
 
 #[tokio::test]
@@ -123,7 +298,7 @@ async fn nothing_yet_is_an_empty_list() {
             .await,
     );
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.body, json!({"connections": []}));
+    assert_eq!(answer.body, json!({"connections": [], "nextCursor": null}));
 }
 
 #[tokio::test]

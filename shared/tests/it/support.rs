@@ -201,6 +201,21 @@ impl Event {
         self
     }
 
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.0["queryStringParameters"][name] = json!(value);
+        let raw: Vec<String> = self.0["queryStringParameters"]
+            .as_object()
+            .map(|params| {
+                params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.0["rawQueryString"] = json!(raw.join("&"));
+        self
+    }
+
     pub fn method(mut self, method: &str) -> Self {
         self.0["requestContext"]["http"]["method"] = json!(method);
         self
