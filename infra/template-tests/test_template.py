@@ -36,19 +36,22 @@ INDEX_ARNS = {name: {"Fn::Sub": f"${{{TABLE}.Arn}}/index/{name}"} for name in ("
 SECRET_ARN = {"Fn::If": ["CreateNangoSecret", {"Ref": "NangoSecret"}, {"Ref": "ExistingNangoSecretArn"}]}
 GET_SECRET = "secretsmanager:GetSecretValue"
 
-API_FUNCTIONS = ["CreateSessionFunction", "ReconnectSessionFunction", "ListConnectionsFunction"]
+API_FUNCTIONS = ["CreateSessionFunction", "ReconnectSessionFunction", "ListConnectionsFunction",
+                 "DeleteConnectionFunction"]
 RECEIVER = "WebhookReceiverFunction"
 FUNCTIONS = {
     # logical id: Cargo workspace member (its binary has the same name)
     "CreateSessionFunction": "create-session",
     "ReconnectSessionFunction": "reconnect-session",
     "ListConnectionsFunction": "list-connections",
+    "DeleteConnectionFunction": "delete-connection",
     RECEIVER: "webhook-receiver",
 }
 ROUTES = {
     ("POST", "/sessions"): "CreateSessionFunction",
     ("POST", "/sessions/reconnect"): "ReconnectSessionFunction",
     ("GET", "/connections"): "ListConnectionsFunction",
+    ("DELETE", "/connections/{connectionId}"): "DeleteConnectionFunction",
 }
 # Exactly the (action, resource) pairs each function's code needs: shared/src/store.rs and bootstrap.rs.
 PERMISSIONS = {
@@ -56,6 +59,8 @@ PERMISSIONS = {
     "ReconnectSessionFunction": [("dynamodb:GetItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
     "ListConnectionsFunction": [("dynamodb:Query", INDEX_ARNS["byEndUser"]),
                                 ("dynamodb:Query", INDEX_ARNS["byOrganization"])],
+    "DeleteConnectionFunction": [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN),
+                                 (GET_SECRET, SECRET_ARN)],
     RECEIVER: [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
 }
 NEEDS_SECRET = {name for name, grants in PERMISSIONS.items() if any(a == GET_SECRET for a, _ in grants)}
@@ -65,9 +70,9 @@ SECRET_VARIABLES = {"NANGO_SECRET_KEY", "NANGO_WEBHOOK_SIGNING_KEY"}
 NANGO_WEBHOOK_TIMEOUT = 20  # Nango waits this long for the receiver (per delivery attempt)
 API_GATEWAY_TIMEOUT = 29  # API Gateway's integration timeout
 NANGO_BUDGET = 9  # shared/src/config.rs: all calls to Nango in one request
-NANGO_CALLERS = {"CreateSessionFunction", "ReconnectSessionFunction"}
+NANGO_CALLERS = {"CreateSessionFunction", "ReconnectSessionFunction", "DeleteConnectionFunction"}
 # Functions that decide who may act on a stored connection (shared/src/access.rs).
-POLICY_READERS = {"ReconnectSessionFunction", "ListConnectionsFunction"}
+POLICY_READERS = {"ReconnectSessionFunction", "ListConnectionsFunction", "DeleteConnectionFunction"}
 ORGANIZATION_ACCESS_VALUES = ["shared", "visible", "private"]
 # Nango's API allows about 200 requests a minute per account (shared/docs/nango-api.md §4).
 NANGO_REQUESTS_PER_SECOND = 200 / 60
@@ -578,6 +583,8 @@ MUTATIONS = {
     "CORS for all": (check_authorizer, set_in([R, "Api", "Properties", "CorsConfiguration"], {"AllowOrigins": ["*"]})),
     "create scans": (functools.partial(check_least_privilege, name="CreateSessionFunction"),
                      add_statement("CreateSessionFunction", "dynamodb:Scan", TABLE_ARN)),
+    "delete really deletes": (functools.partial(check_least_privilege, name="DeleteConnectionFunction"),
+                              add_statement("DeleteConnectionFunction", "dynamodb:DeleteItem", TABLE_ARN)),
     "receiver deletes": (functools.partial(check_least_privilege, name=RECEIVER),
                          add_statement(RECEIVER, "dynamodb:DeleteItem", TABLE_ARN)),
     "dynamodb:*": (functools.partial(check_least_privilege, name="ReconnectSessionFunction"),
