@@ -21,15 +21,16 @@
 //! | `deletedAt`        | S?   | when the deletion webhook arrived                              |
 //! | `version`          | N    | bumped on every write; guards read-modify-write                |
 //!
-//! Writes are read → [`connection::apply`] → conditional put on `version`, retried on conflict, so
-//! concurrent deliveries of webhooks for one connection never lose an update.
+//! Writes are [`connection::apply`] → conditional put on `version`, retried on conflict, so
+//! concurrent deliveries of webhooks for one connection never lose an update; see
+//! [`ConnectionStore::record`] for why most take a single round trip.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -38,6 +39,7 @@ use crate::identity::{EndUserId, OrganizationId};
 use crate::nango::{ConnectionId, IntegrationId, Tags};
 
 mod listing;
+mod memory;
 
 pub use listing::{Cursor, DEFAULT_PAGE_SIZE, InvalidCursor, MAX_PAGE_SIZE, Owners, Page};
 
@@ -100,6 +102,7 @@ pub enum Recorded {
 pub struct ConnectionStore {
     client: Client,
     table: String,
+    memory: memory::Memory,
 }
 
 impl ConnectionStore {
@@ -107,7 +110,12 @@ impl ConnectionStore {
         ConnectionStore {
             client,
             table: table.into(),
+            memory: memory::Memory::default(),
         }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     pub async fn get(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
@@ -124,10 +132,31 @@ impl ConnectionStore {
     }
 
     /// Applies an auth webhook's change, exactly once however often it is delivered.
+    ///
+    /// Starts from what this container last knew of the connection — or, for one it never saw,
+    /// from nothing, as most are new — and writes conditioned on that state's `version`. So a new
+    /// connection, or a change to one this container has seen, is one round trip. When the guess
+    /// was wrong, the failed put hands back the stored item (`ReturnValuesOnConditionCheckFailure`)
+    /// and the change is decided again on it, with no separate read; a "no change" decided on a
+    /// guess is confirmed by a read before it is believed.
     pub async fn record(&self, event: &AuthEvent) -> Result<Recorded, StoreError> {
+        let mut current = self.memory.recall(&event.connection_id);
+        let mut confirmed = false;
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let current = self.get(&event.connection_id).await?;
-            if let Some((known, named)) = connection::owner_conflict(current.as_ref(), event) {
+            let Some(next) = connection::apply(current.as_ref(), event, &now()) else {
+                if confirmed {
+                    if let Some(current) = &current {
+                        self.memory.remember(current);
+                    }
+                    return Ok(Recorded::Unchanged);
+                }
+                current = self.get(&event.connection_id).await?;
+                confirmed = true;
+                continue;
+            };
+            if confirmed
+                && let Some((known, named)) = connection::owner_conflict(current.as_ref(), event)
+            {
                 tracing::warn!(
                     connection_id = %event.connection_id,
                     owner = ?known,
@@ -135,16 +164,21 @@ impl ConnectionStore {
                     "a webhook names another owner than the known one; the owner stays"
                 );
             }
-            let Some(next) = connection::apply(current.as_ref(), event, &now()) else {
-                return Ok(Recorded::Unchanged);
-            };
-            match self.put(next, current.map(|c| c.version)).await {
-                Ok(status) => return Ok(Recorded::Written(status)),
-                Err(PutError::Conflict) => {
-                    // Someone wrote in between: read again, after a short pause to let them finish.
-                    tokio::time::sleep(std::time::Duration::from_millis(10 * (attempt as u64 + 1)))
-                        .await;
-                    continue;
+            match self.put(next, current.as_ref().map(|c| c.version)).await {
+                Ok(written) => {
+                    let status = written.status;
+                    self.memory.remember(&written);
+                    return Ok(Recorded::Written(status));
+                }
+                Err(PutError::Conflict(stored)) => {
+                    // Someone else wrote first (or our guess was stale): decide again on what is
+                    // stored. Back off only if that keeps happening.
+                    if attempt > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * attempt as u64))
+                            .await;
+                    }
+                    current = stored.map(|stored| *stored);
+                    confirmed = true;
                 }
                 Err(PutError::Store(err)) => return Err(err),
             }
@@ -152,13 +186,18 @@ impl ConnectionStore {
         Err(StoreError::Contention)
     }
 
-    async fn put(&self, mut next: Connection, expected: Option<u64>) -> Result<Status, PutError> {
+    async fn put(
+        &self,
+        mut next: Connection,
+        expected: Option<u64>,
+    ) -> Result<Connection, PutError> {
         next.version = expected.map_or(1, |version| version + 1);
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(&next)));
+            .set_item(Some(to_item(&next)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let request = match expected {
             None => request.condition_expression("attribute_not_exists(connectionId)"),
             // An item written without a version (by hand, say) is guarded by its absence.
@@ -167,20 +206,27 @@ impl ConnectionStore {
                 .condition_expression("version = :expected")
                 .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
         };
-        match request.send().await {
-            Ok(_) => Ok(next.status),
-            Err(SdkError::ServiceError(err))
-                if matches!(err.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Err(PutError::Conflict)
-            }
-            Err(err) => Err(PutError::Store(store_error(err))),
+        let err = match request.send().await {
+            Ok(_) => return Ok(next),
+            Err(err) => err,
+        };
+        if let SdkError::ServiceError(service) = &err
+            && let PutItemError::ConditionalCheckFailedException(failed) = service.err()
+        {
+            let stored = failed
+                .item()
+                .map(from_item)
+                .transpose()
+                .map_err(PutError::Store)?;
+            return Err(PutError::Conflict(stored.map(Box::new)));
         }
+        Err(PutError::Store(store_error(err)))
     }
 }
 
 enum PutError {
-    Conflict,
+    /// The condition failed; the item as it is stored, if there is one.
+    Conflict(Option<Box<Connection>>),
     Store(StoreError),
 }
 

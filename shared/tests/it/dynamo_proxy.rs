@@ -62,11 +62,8 @@ impl DynamoProxy {
         self.operations.lock().expect("not poisoned").clone()
     }
 
-    pub fn count(&self, operation: &str) -> usize {
-        self.operations()
-            .iter()
-            .filter(|op| *op == operation)
-            .count()
+    pub fn clear(&self) {
+        self.operations.lock().expect("not poisoned").clear();
     }
 
     /// Before forwarding each operation, runs the step `hook` returns for it, if any.

@@ -33,6 +33,11 @@ fn event(change: Change) -> AuthEvent {
     }
 }
 
+/// The table a store writes to.
+fn fresh_table_name(store: &ConnectionStore) -> String {
+    store.table().to_owned()
+}
+
 /// Two stores on one table: one straight to DynamoDB Local, one through a proxy.
 async fn direct_and_proxied() -> (ConnectionStore, ConnectionStore, DynamoProxy) {
     let (client, table) = fresh_table().await;
@@ -80,9 +85,9 @@ async fn a_write_between_our_read_and_our_put_is_kept_and_ours_applied_on_top() 
         "created, failed, failed meanwhile, then ours"
     );
     assert_eq!(
-        proxy.count("PutItem"),
-        2,
-        "our first put lost the race and was redone"
+        proxy.operations(),
+        ["PutItem", "PutItem"],
+        "our first put lost the race, handed back the stored item, and was redone: no read"
     );
 }
 
@@ -288,4 +293,49 @@ async fn keys_from_plain_variables_are_never_read_again() {
         (answer.status, answer.error_code()),
         (401, "invalid_signature")
     );
+}
+
+#[tokio::test]
+async fn common_webhooks_take_one_round_trip_and_the_rest_no_separate_read() {
+    let (direct, proxied, proxy) = direct_and_proxied().await;
+    let failure = || {
+        event(Change::Failed(Failure::new(
+            "refresh_token_external_error",
+            "invalid_grant",
+        )))
+    };
+    let expect = |label: &str, expected: &[&str]| {
+        let operations = proxy.operations();
+        assert_eq!(operations, expected, "{label}");
+        proxy.clear();
+    };
+
+    // A new connection: one conditional put.
+    proxied.record(&event(Change::Created)).await.unwrap();
+    expect("new connection", &["PutItem"]);
+    // A refresh failure of a connection this container has seen: one conditional put.
+    proxied.record(&failure()).await.unwrap();
+    expect("change to a seen connection", &["PutItem"]);
+    // Its duplicate: judged unchanged on what we remember, confirmed by one read.
+    assert_eq!(
+        proxied.record(&failure()).await.unwrap(),
+        Recorded::Unchanged
+    );
+    expect("duplicate of a seen change", &["GetItem"]);
+
+    // Another container's connection: our guess (new) fails and hands back the stored item,
+    // so there is never a separate read before a write.
+    let other = ConnectionStore::new(dynamodb_client(&proxy.endpoint), fresh_table_name(&direct));
+    other.record(&event(Change::Authorized)).await.unwrap();
+    expect(
+        "first change seen by another container",
+        &["PutItem", "PutItem"],
+    );
+    let elsewhere =
+        ConnectionStore::new(dynamodb_client(&proxy.endpoint), fresh_table_name(&direct));
+    assert_eq!(
+        elsewhere.record(&event(Change::Authorized)).await.unwrap(),
+        Recorded::Unchanged
+    );
+    expect("duplicate first seen by another container", &["PutItem"]);
 }
