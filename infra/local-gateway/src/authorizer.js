@@ -80,7 +80,11 @@ export function createAuthorizer({
     }
     // Refused before any key is fetched: `none`, HMAC (HS256, whose "key" would be public),
     // elliptic curves, anything not RSA.
-    if (!ALGORITHMS.includes(header.alg)) return { refusal: `signing method ${header.alg} is invalid` };
+    if (!ALGORITHMS.includes(header.alg)) {
+      // The alg is the caller's text: named in the answer and the log only when it looks like one.
+      const named = typeof header.alg === 'string' && /^[A-Za-z0-9+._-]{1,32}$/.test(header.alg);
+      return { refusal: named ? `signing method ${header.alg} is invalid` : 'the signing method is invalid' };
+    }
     if (typeof header.kid !== 'string' || !header.kid) return { refusal: 'the token has no kid' };
 
     let claims;

@@ -75,6 +75,15 @@ test('a route without a valid token is 401 {"message":"Unauthorized"} and the fu
   assert.ok(!logged.join('\n').includes(forged), 'tokens never reach the log');
 });
 
+test('a refusal names nothing the caller wrote that could break the header or the log', async () => {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const evil = `${part({ alg: 'x"\r\nset-cookie: a=b', kid: 'k' })}.${part({ sub: 'u' })}.c2ln`;
+  const response = await fetch(`${base}/connections`, { headers: { authorization: `Bearer ${evil}` } });
+  assert.equal(response.status, 401);
+  assert.equal(response.headers.get('set-cookie'), null);
+  assert.match(response.headers.get('www-authenticate'), /error_description="the signing method is invalid"$/);
+});
+
 test('the token may come alone, without "Bearer", as API Gateway reads the identity source', async () => {
   const response = await fetch(`${base}/connections`, { headers: { authorization: await token() } });
   assert.equal(response.status, 201);
