@@ -69,6 +69,13 @@ test('authorize, fail, reconnect: owner and tags survive', async () => {
 
   const { body: minted } = await call(`${stack}/dev/token`, { method: 'POST', body: user });
   const token = minted.token;
+  // An RS256 token from the stack's OIDC issuer, which the gateway finds through discovery.
+  const header = JSON.parse(Buffer.from(token.split('.')[0], 'base64url'));
+  assert.equal(header.alg, 'RS256');
+  const issuer = JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).iss;
+  const discovery = await call(`${issuer}/.well-known/openid-configuration`);
+  assert.equal(discovery.status, 200);
+  assert.ok((await call(discovery.body.jwks_uri)).body.keys.some((key) => key.kid === header.kid));
   assert.equal((await call(`${stack}/connections`)).status, 401, 'the API needs a token');
 
   const session = await call(`${stack}/sessions`, { method: 'POST', token, body: { allowedIntegrations: [integration] } });

@@ -66,3 +66,15 @@ export function httpEvent(request, body, { routeKey, claims, domainName }) {
   }
   return event;
 }
+
+// API Gateway hands claims to the function as strings: arrays as "[a b]", other values as text.
+export function stringifyClaims(claims) {
+  return Object.fromEntries(
+    Object.entries(claims).map(([name, value]) => {
+      if (typeof value === 'string') return [name, value];
+      if (Array.isArray(value)) return [name, `[${value.join(' ')}]`];
+      if (value !== null && typeof value === 'object') return [name, JSON.stringify(value)];
+      return [name, String(value)];
+    }),
+  );
+}

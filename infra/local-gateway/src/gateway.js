@@ -2,12 +2,14 @@
 // - API Gateway HTTP API: three routes behind a JWT authorizer (401 {"message":"Unauthorized"}
 //   before the function is called), CORS limited to the allowed origins, 404 for other routes;
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
-// - local-only extras: POST /dev/token, /demo-config.json and the demo page's static files.
+// - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
+//   (unless the gateway checks a real issuer's tokens), /demo-config.json and the demo page's
+//   static files.
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
-import { httpEvent } from './events.js';
-import { mint, stringifyClaims, verify } from './jwt.js';
+import { httpEvent, stringifyClaims } from './events.js';
+import { DISCOVERY_PATH, JWKS_PATH } from './issuer.js';
 
 export const API_ROUTES = [
   { method: 'POST', path: '/sessions', fn: 'create-session' },
@@ -27,7 +29,10 @@ const CONTENT_TYPES = {
   '.map': 'application/json',
 };
 
-export function createGateway({ functions, jwt, allowedOrigins, staticRoots, demoConfig, log = console.log }) {
+// authorizer: checks bearer tokens (authorizer.js); localIssuer: the stack's own issuer
+// (issuer.js), or null when the authorizer trusts a real one.
+export function createGateway({ functions, authorizer, localIssuer, allowedOrigins, staticRoots, demoConfig, log = console.log }) {
+  const issuerPath = localIssuer ? new URL(localIssuer.url).pathname.replace(/\/+$/, '') : null;
   const json = (res, status, body, headers = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
@@ -100,21 +105,39 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
 
     const route = API_ROUTES.find((r) => r.path === url.pathname && r.method === req.method);
     if (route) {
-      const header = req.headers.authorization ?? '';
-      const token = header.replace(/^Bearer\s+/i, '').trim();
-      const claims = token ? verify(jwt.secret, token, jwt) : null;
-      if (!claims) {
-        return json(res, 401, { message: 'Unauthorized' }, { ...cors, 'www-authenticate': 'Bearer' });
+      // The identity source may hold the token alone or after "Bearer", as API Gateway reads it.
+      const token = (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
+      if (!token) return json(res, 401, { message: 'Unauthorized' }, { ...cors, 'www-authenticate': 'Bearer' });
+      const verdict = await authorizer.verify(token);
+      if (verdict.refusal) {
+        log(`[gateway] 401 ${req.method} ${url.pathname}: ${verdict.refusal}`);
+        return json(res, 401, { message: 'Unauthorized' }, {
+          ...cors,
+          'www-authenticate': `Bearer scope="" error="invalid_token" error_description="${verdict.refusal}"`,
+        });
       }
       const event = httpEvent(req, body, {
         routeKey: `${route.method} ${route.path}`,
-        claims: stringifyClaims(claims),
+        claims: stringifyClaims(verdict.claims),
         domainName: 'api.execute-api.local',
       });
       return invoke(res, route.fn, event, cors);
     }
 
+    if (localIssuer && req.method === 'GET' && url.pathname === `${issuerPath}${DISCOVERY_PATH}`) {
+      return json(res, 200, localIssuer.discovery());
+    }
+    if (localIssuer && req.method === 'GET' && url.pathname === `${issuerPath}${JWKS_PATH}`) {
+      return json(res, 200, localIssuer.jwks(), { 'content-type': 'application/jwk-set+json' });
+    }
+
     if (url.pathname === '/dev/token' && req.method === 'POST') {
+      if (!localIssuer) {
+        const message =
+          `Dev tokens are off: this gateway accepts only tokens from ${authorizer.issuer} (JWT_ISSUER). ` +
+          'Sign in with that identity provider and send its token as "Authorization: Bearer <token>".';
+        return json(res, 404, { error: { code: 'dev_tokens_off', message } }, cors);
+      }
       let claims;
       try {
         claims = JSON.parse(body.toString() || '{}');
@@ -128,7 +151,7 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
       for (const name of ['sub', 'email', 'name', 'org_id']) {
         if (typeof claims[name] === 'string' && claims[name].trim()) picked[name] = claims[name].trim();
       }
-      return json(res, 200, { token: mint(jwt.secret, picked, jwt) }, cors);
+      return json(res, 200, { token: await localIssuer.mint(picked) }, cors);
     }
 
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);
