@@ -86,14 +86,22 @@ ensure_python_tools() {
   "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint cargo-lambda
 }
 
-# The demo page's packages (the Nango frontend SDK, Playwright's driver), from npm.
-ensure_demo_packages() {
-  local demo="$REPO_ROOT/infra/demo"
-  if [ ! -d "$demo/node_modules" ] || [ "$demo/package-lock.json" -nt "$demo/node_modules/.package-lock.json" ]; then
-    log "installing the demo page's npm packages"
-    (cd "$demo" && npm ci --silent --no-audit --no-fund)
+# ensure_npm_packages DIR WHAT: the npm packages of DIR (relative to the repository), from its
+# lockfile, when they are missing or older than it.
+ensure_npm_packages() {
+  local dir="$REPO_ROOT/$1"
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing $2's npm packages"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
   fi
 }
+
+# The demo page's packages (the Nango frontend SDK, Playwright's driver), from npm.
+ensure_demo_packages() { ensure_npm_packages infra/demo "the demo page"; }
+
+# The contract's tools (infra/openapi): the response checker, redocly, openapi-typescript, and the
+# API reference page's viewer (swagger-ui-dist), from npm.
+ensure_openapi_packages() { ensure_npm_packages infra/openapi "the API contract tools"; }
 
 # Debian's Chromium, for the demo page's browser test (Playwright drives it; it downloads nothing).
 ensure_chromium() {
