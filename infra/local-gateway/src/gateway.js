@@ -2,7 +2,8 @@
 // - API Gateway HTTP API: three routes behind a JWT authorizer (401 {"message":"Unauthorized"}
 //   before the function is called), CORS limited to the allowed origins, 404 for other routes;
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
-// - local-only extras: POST /dev/token, /demo-config.json and the demo page's static files.
+// - local-only extras: POST /dev/token, /demo-config.json, the demo page's static files, and the
+//   API reference (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
@@ -25,6 +26,7 @@ const CONTENT_TYPES = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.map': 'application/json',
+  '.yaml': 'application/yaml',
 };
 
 export function createGateway({ functions, jwt, allowedOrigins, staticRoots, demoConfig, log = console.log }) {
@@ -55,11 +57,17 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
   }
 
   async function serveStatic(res, pathname) {
-    for (const { prefix, dir } of staticRoots) {
-      if (!pathname.startsWith(prefix)) continue;
-      const relative = decodeURIComponent(pathname.slice(prefix.length)) || 'index.html';
-      const file = resolve(dir, relative);
-      if (!file.startsWith(resolve(dir) + sep)) break;
+    for (const { prefix, dir, only } of staticRoots) {
+      let file;
+      if (only) {
+        if (pathname !== prefix) continue;
+        file = only;
+      } else {
+        if (!pathname.startsWith(prefix)) continue;
+        const relative = decodeURIComponent(pathname.slice(prefix.length)) || 'index.html';
+        file = resolve(dir, relative);
+        if (!file.startsWith(resolve(dir) + sep)) break;
+      }
       try {
         if (!(await stat(file)).isFile()) continue;
         res.writeHead(200, {
@@ -157,4 +165,9 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
 
 export function staticRoot(prefix, ...dir) {
   return { prefix, dir: join(...dir) };
+}
+
+/** One file at one path, and nothing beside it (e.g. /openapi.yaml from the repository's root). */
+export function staticFile(path, ...file) {
+  return { prefix: path, only: join(...file) };
 }

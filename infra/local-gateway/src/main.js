@@ -2,7 +2,7 @@
 // Configuration comes from the environment (scripts/dev sets it); see README.md.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createGateway, staticRoot } from './gateway.js';
+import { createGateway, staticFile, staticRoot } from './gateway.js';
 import { LambdaFunction } from './runtime-api.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -35,12 +35,17 @@ for (const [name, timeoutMs] of Object.entries(timeouts)) {
 }
 
 const demo = join(repo, 'infra', 'demo');
+const openapi = join(repo, 'infra', 'openapi');
 const gateway = createGateway({
   functions,
   jwt: { secret: env.DEV_JWT_SECRET, issuer: `${origin}/dev`, audience: 'nango-connect-local' },
   allowedOrigins: (env.ALLOWED_ORIGINS ?? `${origin},http://localhost:${port}`).split(',').map((o) => o.trim()),
   staticRoots: [
     staticRoot('/vendor/nango/', demo, 'node_modules', '@nangohq', 'frontend', 'dist'),
+    // The API reference: Swagger UI (npm: swagger-ui-dist) over the contract.
+    staticFile('/openapi.yaml', repo, 'openapi.yaml'),
+    staticRoot('/api-reference/swagger-ui/', openapi, 'node_modules', 'swagger-ui-dist'),
+    staticRoot('/api-reference/', openapi, 'reference'),
     staticRoot('/', demo, 'public'),
   ],
   demoConfig: {
