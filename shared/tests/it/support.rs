@@ -1,6 +1,8 @@
 //! Test harness: real DynamoDB (DynamoDB Local, started by `scripts/test`), Nango faked over real
-//! HTTP with wiremock, and handlers driven with recorded API Gateway / function URL events.
+//! HTTP with wiremock, and handlers driven with recorded API Gateway / function URL events. Every
+//! handler is wrapped in [`Checked`], so every answer is checked against `openapi.yaml`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,6 +17,8 @@ use nango_connect::nango::NangoClient;
 use nango_connect::store::ConnectionStore;
 use nango_connect::webhook::signature;
 use serde_json::{Value, json};
+
+use crate::contract::{self, Sent};
 
 pub const SECRET_KEY: &str = "6c1b4e2a-9f3d-4a7e-8b5c-2d0e1f3a4b5c";
 pub const SIGNING_KEY: &str = "webhook-signing-key";
@@ -105,40 +109,74 @@ pub fn nango_client(host: &str, timeouts: NangoTimeouts) -> NangoClient {
     NangoClient::new(&config).expect("client")
 }
 
-pub fn create_session_with(nango_host: &str, timeouts: NangoTimeouts) -> CreateSession {
-    CreateSession::new(
+/// A Lambda handler of the shared crate.
+pub trait Handler {
+    fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+macro_rules! handlers {
+    ($($handler:ty),*) => {$(
+        impl Handler for $handler {
+            fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send {
+                <$handler>::handle(self, request)
+            }
+        }
+    )*};
+}
+handlers!(
+    CreateSession,
+    ReconnectSession,
+    ListConnections,
+    WebhookReceiver
+);
+
+/// A handler whose every answer must be one `openapi.yaml` describes (see `contract.rs`); the
+/// test fails where an answer is not.
+pub struct Checked<H>(H);
+
+impl<H: Handler> Checked<H> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let sent = Sent::of(&request);
+        let response = self.0.handle(request).await;
+        contract::assert_described(&sent, &response);
+        response
+    }
+}
+
+pub fn create_session_with(nango_host: &str, timeouts: NangoTimeouts) -> Checked<CreateSession> {
+    Checked(CreateSession::new(
         nango_client(nango_host, timeouts),
         ClaimNames::default(),
         AllowedIntegrations::default(),
-    )
+    ))
 }
 
-pub fn create_session(nango_host: &str, allowed: Option<&str>) -> CreateSession {
+pub fn create_session(nango_host: &str, allowed: Option<&str>) -> Checked<CreateSession> {
     let allowed = match allowed {
         Some(list) => AllowedIntegrations::from_source(&[("NANGO_ALLOWED_INTEGRATIONS", list)]),
         None => AllowedIntegrations::from_source(&[]),
     };
-    CreateSession::new(
+    Checked(CreateSession::new(
         nango_client(nango_host, fast_timeouts()),
         ClaimNames::default(),
         allowed.expect("valid list"),
-    )
+    ))
 }
 
-pub fn reconnect_session(nango_host: &str, store: ConnectionStore) -> ReconnectSession {
-    ReconnectSession::new(
+pub fn reconnect_session(nango_host: &str, store: ConnectionStore) -> Checked<ReconnectSession> {
+    Checked(ReconnectSession::new(
         nango_client(nango_host, fast_timeouts()),
         store,
         ClaimNames::default(),
-    )
+    ))
 }
 
-pub fn list_connections(store: ConnectionStore) -> ListConnections {
-    ListConnections::new(store, ClaimNames::default())
+pub fn list_connections(store: ConnectionStore) -> Checked<ListConnections> {
+    Checked(ListConnections::new(store, ClaimNames::default()))
 }
 
-pub fn webhook_receiver(store: ConnectionStore) -> WebhookReceiver {
-    WebhookReceiver::new(vec![SIGNING_KEY.into()], store)
+pub fn webhook_receiver(store: ConnectionStore) -> Checked<WebhookReceiver> {
+    Checked(WebhookReceiver::new(vec![SIGNING_KEY.into()], store))
 }
 
 /// A recorded event, edited before it becomes a request.
@@ -221,7 +259,7 @@ pub fn signed_webhook(body: &str) -> Request {
 }
 
 /// Delivers a correctly signed webhook with `body` to `receiver`.
-pub async fn deliver(receiver: &WebhookReceiver, body: &str) -> Answer {
+pub async fn deliver(receiver: &Checked<WebhookReceiver>, body: &str) -> Answer {
     answer(receiver.handle(signed_webhook(body)).await)
 }
 
