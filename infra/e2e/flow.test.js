@@ -11,6 +11,7 @@
 //   E2E_API_KEY       a key Nango accepts for it (any key, with the emulator)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { checkStackAnswer } from './contract.js';
 
 const stack = process.env.STACK_URL ?? 'http://127.0.0.1:3000';
 const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
@@ -24,7 +25,9 @@ async function call(url, { method = 'GET', token, body } = {}) {
   if (token) headers.authorization = `Bearer ${token}`;
   const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
+  const answer = { status: response.status, body: text ? JSON.parse(text) : null };
+  checkStackAnswer(stack, method, url, response, answer.body);
+  return answer;
 }
 
 // What the frontend SDK sends for nango.auth(integration, { credentials: { apiKey } }).

@@ -101,6 +101,10 @@ ensure_demo_packages() { npm_ci_if_stale "$REPO_ROOT/infra/demo" "the demo page'
 # The local gateway's packages (jose, for the JWT authorizer and the local OIDC issuer), from npm.
 ensure_gateway_packages() { npm_ci_if_stale "$REPO_ROOT/infra/local-gateway" "the local gateway's"; }
 
+# The contract's tools (infra/openapi): the response checker, redocly, openapi-typescript, and the
+# API reference page's viewer (swagger-ui-dist), from npm.
+ensure_openapi_packages() { npm_ci_if_stale "$REPO_ROOT/infra/openapi" "the API contract tools'"; }
+
 # Debian's Chromium, for the demo page's browser test (Playwright drives it; it downloads nothing).
 ensure_chromium() {
   [ -x /usr/bin/chromium ] && return 0

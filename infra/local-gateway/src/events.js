@@ -21,7 +21,7 @@ function timeOf(date) {
     `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
 }
 
-export function httpEvent(request, body, { routeKey, claims, domainName }) {
+export function httpEvent(request, body, { routeKey, claims, domainName, pathParameters }) {
   const url = new URL(request.url, 'http://localhost');
   const { headers, cookies } = headersOf(request);
   const now = new Date();
@@ -53,6 +53,7 @@ export function httpEvent(request, body, { routeKey, claims, domainName }) {
     isBase64Encoded: false,
   };
   if (cookies.length) event.cookies = cookies;
+  if (pathParameters && Object.keys(pathParameters).length) event.pathParameters = pathParameters;
   if ([...query.keys()].length) {
     event.queryStringParameters = Object.fromEntries(
       [...new Set(query.keys())].map((key) => [key, query.getAll(key).join(',')]),

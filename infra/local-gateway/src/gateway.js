@@ -3,8 +3,8 @@
 //   before the function is called), CORS limited to the allowed origins, 404 for other routes;
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
 // - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
-//   (unless the gateway checks a real issuer's tokens), /demo-config.json and the demo page's
-//   static files.
+//   (unless the gateway checks a real issuer's tokens), /demo-config.json, the demo page's static
+//   files, and the API reference (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
@@ -15,7 +15,29 @@ export const API_ROUTES = [
   { method: 'POST', path: '/sessions', fn: 'create-session' },
   { method: 'POST', path: '/sessions/reconnect', fn: 'reconnect-session' },
   { method: 'GET', path: '/connections', fn: 'list-connections' },
+  { method: 'DELETE', path: '/connections/{connectionId}', fn: 'delete-connection' },
 ];
+
+/** The route's path parameters when `pathname` matches its path, else null: `{name}` is one
+ * whole segment, URL-decoded as API Gateway hands it over. */
+export function matchPath(path, pathname) {
+  const want = path.split('/');
+  const got = pathname.split('/');
+  if (want.length !== got.length) return null;
+  const params = {};
+  for (const [i, segment] of want.entries()) {
+    const name = /^\{(\w+)\}$/.exec(segment)?.[1];
+    if (name) {
+      if (!got[i]) return null;
+      try {
+        params[name] = decodeURIComponent(got[i]);
+      } catch {
+        return null;
+      }
+    } else if (segment !== got[i]) return null;
+  }
+  return params;
+}
 const WEBHOOK_PATH = '/webhooks/nango';
 const MAX_BODY = 6 * 1024 * 1024; // Lambda's invocation payload limit
 const CONTENT_TYPES = {
@@ -27,6 +49,7 @@ const CONTENT_TYPES = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.map': 'application/json',
+  '.yaml': 'application/yaml',
 };
 
 // authorizer: checks bearer tokens (authorizer.js); localIssuer: the stack's own issuer
@@ -60,11 +83,17 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
   }
 
   async function serveStatic(res, pathname) {
-    for (const { prefix, dir } of staticRoots) {
-      if (!pathname.startsWith(prefix)) continue;
-      const relative = decodeURIComponent(pathname.slice(prefix.length)) || 'index.html';
-      const file = resolve(dir, relative);
-      if (!file.startsWith(resolve(dir) + sep)) break;
+    for (const { prefix, dir, only } of staticRoots) {
+      let file;
+      if (only) {
+        if (pathname !== prefix) continue;
+        file = only;
+      } else {
+        if (!pathname.startsWith(prefix)) continue;
+        const relative = decodeURIComponent(pathname.slice(prefix.length)) || 'index.html';
+        file = resolve(dir, relative);
+        if (!file.startsWith(resolve(dir) + sep)) break;
+      }
       try {
         if (!(await stat(file)).isFile()) continue;
         res.writeHead(200, {
@@ -83,7 +112,7 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
     const url = new URL(req.url, 'http://localhost');
     const origin = req.headers.origin;
     const cors = corsHeaders(origin);
-    const isApi = API_ROUTES.some((route) => route.path === url.pathname) || url.pathname === '/dev/token';
+    const isApi = API_ROUTES.some((route) => matchPath(route.path, url.pathname)) || url.pathname === '/dev/token';
 
     if (req.method === 'OPTIONS' && isApi && req.headers['access-control-request-method']) {
       // A preflight is answered by API Gateway itself, never by a function.
@@ -91,7 +120,7 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
       return res
         .writeHead(204, {
           ...cors,
-          'access-control-allow-methods': 'GET,POST,OPTIONS',
+          'access-control-allow-methods': 'GET,POST,DELETE,OPTIONS',
           'access-control-allow-headers': 'authorization,content-type',
           'access-control-max-age': '600',
         })
@@ -103,7 +132,7 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
       return invoke(res, 'webhook-receiver', event, {});
     }
 
-    const route = API_ROUTES.find((r) => r.path === url.pathname && r.method === req.method);
+    const route = API_ROUTES.find((r) => r.method === req.method && matchPath(r.path, url.pathname));
     if (route) {
       // The identity source may hold the token alone or after "Bearer", as API Gateway reads it.
       const token = (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
@@ -120,6 +149,7 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
         routeKey: `${route.method} ${route.path}`,
         claims: stringifyClaims(verdict.claims),
         domainName: 'api.execute-api.local',
+        pathParameters: matchPath(route.path, url.pathname),
       });
       return invoke(res, route.fn, event, cors);
     }
@@ -180,4 +210,9 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
 
 export function staticRoot(prefix, ...dir) {
   return { prefix, dir: join(...dir) };
+}
+
+/** One file at one path, and nothing beside it (e.g. /openapi.yaml from the repository's root). */
+export function staticFile(path, ...file) {
+  return { prefix: path, only: join(...file) };
 }

@@ -3,7 +3,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createAuthorizer } from './authorizer.js';
-import { createGateway, staticRoot } from './gateway.js';
+import { createGateway, staticFile, staticRoot } from './gateway.js';
 import { createLocalIssuer, generateSigningKey, loadOrCreateSigningKey } from './issuer.js';
 import { LambdaFunction } from './runtime-api.js';
 
@@ -40,12 +40,18 @@ if (env.JWT_ISSUER) {
 const passed = [
   'NANGO_HOST', 'NANGO_SECRET_KEY', 'NANGO_WEBHOOK_SIGNING_KEY', 'NANGO_ALLOWED_INTEGRATIONS',
   'CONNECTIONS_TABLE', 'END_USER_ID_CLAIM', 'END_USER_EMAIL_CLAIM', 'END_USER_NAME_CLAIM',
-  'ORGANIZATION_ID_CLAIM', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID',
+  'ORGANIZATION_ID_CLAIM', 'ORGANIZATION_ACCESS', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID',
   'AWS_SECRET_ACCESS_KEY', 'RUST_LOG',
 ];
 const functionEnv = Object.fromEntries(passed.filter((name) => env[name]).map((name) => [name, env[name]]));
 // As in template.yaml.
-const timeouts = { 'create-session': 20_000, 'reconnect-session': 20_000, 'list-connections': 15_000, 'webhook-receiver': 10_000 };
+const timeouts = {
+  'create-session': 20_000,
+  'reconnect-session': 20_000,
+  'list-connections': 15_000,
+  'delete-connection': 20_000,
+  'webhook-receiver': 10_000,
+};
 
 const functions = {};
 for (const [name, timeoutMs] of Object.entries(timeouts)) {
@@ -54,6 +60,7 @@ for (const [name, timeoutMs] of Object.entries(timeouts)) {
 }
 
 const demo = join(repo, 'infra', 'demo');
+const openapi = join(repo, 'infra', 'openapi');
 const gateway = createGateway({
   functions,
   authorizer,
@@ -61,6 +68,10 @@ const gateway = createGateway({
   allowedOrigins: (env.ALLOWED_ORIGINS ?? `${origin},http://localhost:${port}`).split(',').map((o) => o.trim()),
   staticRoots: [
     staticRoot('/vendor/nango/', demo, 'node_modules', '@nangohq', 'frontend', 'dist'),
+    // The API reference: Swagger UI (npm: swagger-ui-dist) over the contract.
+    staticFile('/openapi.yaml', repo, 'openapi.yaml'),
+    staticRoot('/api-reference/swagger-ui/', openapi, 'node_modules', 'swagger-ui-dist'),
+    staticRoot('/api-reference/', openapi, 'reference'),
     staticRoot('/', demo, 'public'),
   ],
   demoConfig: {

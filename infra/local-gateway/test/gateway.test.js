@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAuthorizer } from '../src/authorizer.js';
-import { createGateway, staticRoot } from '../src/gateway.js';
+import { createGateway, matchPath, staticRoot } from '../src/gateway.js';
 import { createLocalIssuer, generateSigningKey } from '../src/issuer.js';
 import { freePort, keyPair, sign, startIssuer } from '../testkit/oidc.js';
 
@@ -16,7 +16,7 @@ const fake = (name) => ({
   },
 });
 const functions = Object.fromEntries(
-  ['create-session', 'reconnect-session', 'list-connections', 'webhook-receiver'].map((n) => [n, fake(n)]),
+  ['create-session', 'reconnect-session', 'list-connections', 'delete-connection', 'webhook-receiver'].map((n) => [n, fake(n)]),
 );
 let server, base, issuer, logged;
 
@@ -224,4 +224,35 @@ test('static files are served, and nothing outside their folder', async () => {
   assert.equal(await (await fetch(`${base}/`)).text(), '<h1>demo</h1>');
   assert.equal((await fetch(`${base}/..%2f..%2fetc%2fpasswd`)).status, 404);
   assert.deepEqual(await (await fetch(`${base}/demo-config.json`)).json(), { emulator: true });
+});
+
+test('a path parameter is one whole, decoded segment, as API Gateway matches it', () => {
+  const route = '/connections/{connectionId}';
+  assert.deepEqual(matchPath(route, '/connections/a2968dec-61fa'), { connectionId: 'a2968dec-61fa' });
+  assert.deepEqual(matchPath(route, '/connections/a%20b'), { connectionId: 'a b' });
+  assert.equal(matchPath(route, '/connections/'), null);
+  assert.equal(matchPath(route, '/connections/a/b'), null);
+  assert.equal(matchPath(route, '/connections'), null);
+  assert.equal(matchPath(route, '/connections/%E0%A4%A'), null, 'malformed escapes match nothing');
+  assert.deepEqual(matchPath('/connections', '/connections'), {});
+});
+
+test('DELETE /connections/{id} reaches its function with the route key and path parameters', async () => {
+  calls.length = 0;
+  const response = await fetch(`${base}/connections/conn%2F1`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${await token()}` },
+  });
+  assert.equal(response.status, 201, 'the fake answers 201');
+  assert.equal(calls.length, 1);
+  const [{ name, event }] = calls;
+  assert.equal(name, 'delete-connection');
+  assert.equal(event.routeKey, 'DELETE /connections/{connectionId}');
+  assert.deepEqual(event.pathParameters, { connectionId: 'conn/1' });
+  assert.equal(event.requestContext.http.method, 'DELETE');
+  const preflight = await fetch(`${base}/connections/conn-1`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://127.0.0.1:3000', 'access-control-request-method': 'DELETE' },
+  });
+  assert.match(preflight.headers.get('access-control-allow-methods'), /DELETE/);
 });
