@@ -13,6 +13,7 @@ use nango_connect::handlers::reconnect_session::ReconnectSession;
 use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 use nango_connect::nango::NangoClient;
 use nango_connect::store::ConnectionStore;
+use nango_connect::transport::{self, Tls};
 use nango_connect::webhook::signature;
 use serde_json::{Value, json};
 
@@ -33,8 +34,11 @@ pub fn dynamodb_endpoint() -> String {
     )
 }
 
+/// A DynamoDB client as the functions build it: the SDK sending through our HTTP client.
 pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let http = transport::aws_reqwest_client(&Tls::new(), Duration::from_secs(1)).expect("client");
     let config = aws_sdk_dynamodb::Config::builder()
+        .http_client(transport::aws_http_client(http))
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
@@ -61,7 +65,10 @@ pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
     definition["TableName"] = json!(name);
     // The definition is CreateTable's own JSON input, so it goes to DynamoDB as it is.
     let endpoint = dynamodb_endpoint();
-    let response = reqwest::Client::new()
+    let response = Tls::new()
+        .client_builder()
+        .build()
+        .expect("client")
         .post(&endpoint)
         .header("X-Amz-Target", "DynamoDB_20120810.CreateTable")
         .header("Content-Type", "application/x-amz-json-1.0")
@@ -102,7 +109,7 @@ pub fn nango_client(host: &str, timeouts: NangoTimeouts) -> NangoClient {
         NangoConfig::from_source(&[("NANGO_HOST", host), ("NANGO_SECRET_KEY", SECRET_KEY)])
             .expect("valid config");
     config.timeouts = timeouts;
-    NangoClient::new(&config).expect("client")
+    NangoClient::new(&config, &Tls::new()).expect("client")
 }
 
 pub fn create_session_with(nango_host: &str, timeouts: NangoTimeouts) -> CreateSession {
