@@ -11,6 +11,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::events::PublishError;
 use crate::identity::IdentityError;
 use crate::nango::NangoError;
 use crate::store::StoreError;
@@ -59,6 +60,8 @@ pub enum WebhookError {
     PayloadTooLarge(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 #[derive(Serialize)]
@@ -215,6 +218,11 @@ impl WebhookError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_error",
                 "The webhook could not be stored; retry.",
+            ),
+            Publish(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "event_bus_unavailable",
+                "The webhook could not be published; retry.",
             ),
         };
         log(status, &self);

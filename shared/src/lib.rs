@@ -3,11 +3,12 @@
 //! Read top to bottom: [`identity`] says who calls, [`nango`] asks Nango for session tokens,
 //! [`webhook`] verifies and reads what Nango reports back, [`connection`] decides what that
 //! changes, [`store`] keeps it in DynamoDB, [`http`] turns results into answers, and [`handlers`]
-//! wire it together, one per function. [`config`] and [`bootstrap`] run once per cold start.
+//! wire it together, one per function. [`events`] publishes what changed to EventBridge. [`config`] and [`bootstrap`] run once per cold start.
 
 pub mod bootstrap;
 pub mod config;
 pub mod connection;
+pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod identity;

@@ -1,7 +1,9 @@
 //! The function URL Nango POSTs its webhooks to (any path).
 //!
-//! Order matters: size, then signature over the raw bytes, then parsing. Only a storage failure
-//! answers 5xx, the one answer Nango retries.
+//! Order matters: size, then signature over the raw bytes, then parsing. Auth webhooks change the
+//! store (their lifecycle events come from the table's stream, not from here); every other type is
+//! published to the event bus with Nango's body. Only a storage or event bus failure answers 5xx,
+//! the one answer Nango retries.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -9,7 +11,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::bootstrap::InitError;
-use crate::config::{Source, StoreConfig, WebhookConfig};
+use crate::config::{EventsConfig, Source, StoreConfig, WebhookConfig};
+use crate::events::EventPublisher;
+use crate::events::nango_webhook::{self, Fit};
 use crate::http::{self, WEBHOOK_BODY_LIMIT, WebhookError};
 use crate::store::{ConnectionStore, Recorded};
 use crate::webhook::{self, Notice, SIGNATURE_HEADER};
@@ -22,23 +26,31 @@ struct Acknowledgement {
 pub struct WebhookReceiver {
     signing_keys: Vec<SecretString>,
     store: ConnectionStore,
+    events: EventPublisher,
 }
 
 impl WebhookReceiver {
-    pub fn new(signing_keys: Vec<SecretString>, store: ConnectionStore) -> Self {
+    pub fn new(
+        signing_keys: Vec<SecretString>,
+        store: ConnectionStore,
+        events: EventPublisher,
+    ) -> Self {
         WebhookReceiver {
             signing_keys,
             store,
+            events,
         }
     }
 
     pub fn from_env(
         source: &impl Source,
         dynamodb: aws_sdk_dynamodb::Client,
+        eventbridge: aws_sdk_eventbridge::Client,
     ) -> Result<Self, InitError> {
         Ok(WebhookReceiver::new(
             WebhookConfig::from_source(source)?.signing_keys,
             ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
+            EventPublisher::new(eventbridge, EventsConfig::from_source(source)?.bus_name),
         ))
     }
 
@@ -86,6 +98,20 @@ impl WebhookReceiver {
                     "a user's authorization failed; no connection was created"
                 );
                 Ok("logged")
+            }
+            Notice::Other { kind } => {
+                let (event, fit) = nango_webhook::event(&kind, body);
+                if let Fit::Truncated { body_bytes } = fit {
+                    tracing::warn!(
+                        kind,
+                        body_bytes,
+                        detail_type = %event.detail_type,
+                        "webhook too large for an event: published its plain top-level fields only"
+                    );
+                }
+                self.events.publish(std::slice::from_ref(&event)).await?;
+                tracing::info!(kind, detail_type = %event.detail_type, "webhook published");
+                Ok("published")
             }
             Notice::Ignored { kind, operation } => {
                 tracing::debug!(kind, operation, "webhook ignored");

@@ -4,6 +4,7 @@
 // Test helpers panic on purpose: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod events;
 mod list;
 mod reconnect;
 mod sessions;
