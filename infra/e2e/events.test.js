@@ -110,3 +110,16 @@ test('a signed sync webhook arrives on the bus with Nango\'s body intact; an uns
   assert.equal(events[0].detailType, 'nango.webhook.sync');
   assert.equal(JSON.stringify(events[0].detail), body);
 });
+
+test('the bus refusing events: publish-events reports the record, it is retried, and published once', async () => {
+  const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const token = (await call(`${stack}/dev/token`, { method: 'POST', body: { sub: `events-retry-${run}` } })).body.token;
+  const session = await call(`${stack}/sessions`, { method: 'POST', token, body: { allowedIntegrations: [integration] } });
+  assert.equal(session.status, 201, JSON.stringify(session.body));
+  // The next two PutEvents calls refuse every entry (as EventBridge does when throttled).
+  assert.equal((await call(`${bus}/_control/fail`, { method: 'POST', body: { mode: 'entries', count: 2 } })).status, 200);
+  const url = `${nangoHost}/api-auth/api-key/${integration}?connect_session_token=${session.body.sessionToken}`;
+  const { body } = await call(url, { method: 'POST', body: { apiKey: 'events-key' } });
+  const events = await eventsAbout(body.connectionId, 1);
+  assert.deepEqual(events.map((e) => e.detailType), ['connection.connected']);
+});
