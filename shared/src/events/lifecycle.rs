@@ -200,11 +200,11 @@ mod tests {
     #[test]
     fn a_new_owned_connection_is_connected() {
         let new = write(None, Change::Created, owned(), T0);
-        let event = event(None, Some(&new)).unwrap();
-        assert_eq!(event.detail_type, "connection.connected");
-        assert_eq!(event.time.as_deref(), Some(T0));
+        let connected = event(None, Some(&new)).unwrap();
+        assert_eq!(connected.detail_type, "connection.connected");
+        assert_eq!(connected.time.as_deref(), Some(T0));
         assert_eq!(
-            detail(&event),
+            detail(&connected),
             serde_json::json!({
                 "schemaVersion": 1,
                 "connectionId": "conn-1",
@@ -228,20 +228,20 @@ mod tests {
         let again = write(Some(&orphan), Change::Authorized, Tags::new(), T1);
         assert_eq!(classify(Some(&orphan), Some(&again)), None);
         let owned = write(Some(&again), Change::Created, owned(), T2);
-        let event = event(Some(&again), Some(&owned)).unwrap();
-        assert_eq!(event.detail_type, "connection.connected");
-        assert_eq!(detail(&event)["owner"]["endUserId"], "user-42");
-        assert_eq!(detail(&event)["previousStatus"], "active");
+        let connected = event(Some(&again), Some(&owned)).unwrap();
+        assert_eq!(connected.detail_type, "connection.connected");
+        assert_eq!(detail(&connected)["owner"]["endUserId"], "user-42");
+        assert_eq!(detail(&connected)["previousStatus"], "active");
     }
 
     #[test]
     fn a_connection_first_seen_failing_with_its_owner_is_connected_with_its_error() {
         let new = write(None, failure("invalid_grant"), owned(), T0);
-        let event = event(None, Some(&new)).unwrap();
-        assert_eq!(event.detail_type, "connection.connected");
-        assert_eq!(detail(&event)["status"], "error");
+        let connected = event(None, Some(&new)).unwrap();
+        assert_eq!(connected.detail_type, "connection.connected");
+        assert_eq!(detail(&connected)["status"], "error");
         assert_eq!(
-            detail(&event)["error"],
+            detail(&connected)["error"],
             serde_json::json!({"type": "refresh_token_external_error", "description": "invalid_grant"})
         );
     }
@@ -250,27 +250,28 @@ mod tests {
     fn failure_and_recovery_are_one_event_each() {
         let connected = write(None, Change::Created, owned(), T0);
         let failed = write(Some(&connected), failure("invalid_grant"), Tags::new(), T1);
-        let event = event(Some(&connected), Some(&failed)).unwrap();
-        assert_eq!(event.detail_type, "connection.failed");
-        assert_eq!(detail(&event)["error"]["description"], "invalid_grant");
-        assert_eq!(detail(&event)["previousStatus"], "active");
-        assert_eq!(detail(&event)["connectionVersion"], 2);
+        let failure_event = event(Some(&connected), Some(&failed)).unwrap();
+        assert_eq!(failure_event.detail_type, "connection.failed");
+        let failure_detail = detail(&failure_event);
+        assert_eq!(failure_detail["error"]["description"], "invalid_grant");
+        assert_eq!(failure_detail["previousStatus"], "active");
+        assert_eq!(failure_detail["connectionVersion"], 2);
 
         let recovered = write(Some(&failed), Change::Authorized, Tags::new(), T2);
-        let event = event(Some(&failed), Some(&recovered)).unwrap();
-        assert_eq!(event.detail_type, "connection.recovered");
-        assert_eq!(detail(&event)["status"], "active");
-        assert_eq!(detail(&event)["error"], serde_json::Value::Null);
+        let recovery_event = event(Some(&failed), Some(&recovered)).unwrap();
+        assert_eq!(recovery_event.detail_type, "connection.recovered");
+        assert_eq!(detail(&recovery_event)["status"], "active");
+        assert_eq!(detail(&recovery_event)["error"], serde_json::Value::Null);
     }
 
     #[test]
     fn deletion_of_a_listable_connection_is_one_event() {
         let connected = write(None, Change::Created, owned(), T0);
         let deleted = write(Some(&connected), Change::Deleted, Tags::new(), T1);
-        let event = event(Some(&connected), Some(&deleted)).unwrap();
-        assert_eq!(event.detail_type, "connection.deleted");
-        assert_eq!(detail(&event)["changedAt"], T1);
-        assert_eq!(detail(&event)["owner"]["organizationId"], "org-7");
+        let deletion = event(Some(&connected), Some(&deleted)).unwrap();
+        assert_eq!(deletion.detail_type, "connection.deleted");
+        assert_eq!(detail(&deletion)["changedAt"], T1);
+        assert_eq!(detail(&deletion)["owner"]["organizationId"], "org-7");
         // The item removed outright (by an operator) says the same.
         let removed = event_for_removal(&connected);
         assert_eq!(removed.detail_type, "connection.deleted");
