@@ -28,6 +28,8 @@ const cases = [
   ['list-connections', {}, 'CONNECTIONS_TABLE'],
   ['webhook-receiver', { CONNECTIONS_TABLE: 't' }, 'NANGO_WEBHOOK_SIGNING_KEY'],
   ['webhook-receiver', { CONNECTIONS_TABLE: 't', NANGO_WEBHOOK_SIGNING_KEY: ' , ' }, 'NANGO_WEBHOOK_SIGNING_KEY'],
+  ['webhook-receiver', { CONNECTIONS_TABLE: 't', NANGO_WEBHOOK_SIGNING_KEY: SECRET }, 'EVENT_BUS_NAME'],
+  ['publish-events', {}, 'EVENT_BUS_NAME'],
 ];
 
 for (const [fn, env, variable] of cases) {

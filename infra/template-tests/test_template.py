@@ -35,10 +35,20 @@ INDEX_ARNS = {name: {"Fn::Sub": f"${{{TABLE}.Arn}}/index/{name}"} for name in ("
 # The secret the stack creates, or the existing one named by a parameter.
 SECRET_ARN = {"Fn::If": ["CreateNangoSecret", {"Ref": "NangoSecret"}, {"Ref": "ExistingNangoSecretArn"}]}
 GET_SECRET = "secretsmanager:GetSecretValue"
+STREAM_ARN = {"Fn::GetAtt": [TABLE, "StreamArn"]}
+STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+# The bus the stack creates, or the existing one named by a parameter.
+BUS_NAME = {"Fn::If": ["CreateEventBus", {"Ref": "EventBus"}, {"Ref": "ExistingEventBusName"}]}
+BUS_ARN = {"Fn::If": ["CreateEventBus", {"Fn::GetAtt": ["EventBus", "Arn"]}, {
+    "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${ExistingEventBusName}"}]}
+PUT_EVENTS = "events:PutEvents"
+DLQ = "EventsDeadLetterQueue"
+DLQ_ARN = {"Fn::GetAtt": [DLQ, "Arn"]}
 
 API_FUNCTIONS = ["CreateSessionFunction", "ReconnectSessionFunction", "ListConnectionsFunction",
                  "DeleteConnectionFunction"]
 RECEIVER = "WebhookReceiverFunction"
+PUBLISHER = "PublishEventsFunction"
 FUNCTIONS = {
     # logical id: Cargo workspace member (its binary has the same name)
     "CreateSessionFunction": "create-session",
@@ -46,6 +56,7 @@ FUNCTIONS = {
     "ListConnectionsFunction": "list-connections",
     "DeleteConnectionFunction": "delete-connection",
     RECEIVER: "webhook-receiver",
+    PUBLISHER: "publish-events",
 }
 ROUTES = {
     ("POST", "/sessions"): "CreateSessionFunction",
@@ -61,10 +72,19 @@ PERMISSIONS = {
                                 ("dynamodb:Query", INDEX_ARNS["byOrganization"])],
     "DeleteConnectionFunction": [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN),
                                  (GET_SECRET, SECRET_ARN)],
-    RECEIVER: [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
+    RECEIVER: [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN), (GET_SECRET, SECRET_ARN),
+               (PUT_EVENTS, BUS_ARN)],
+    # What Lambda's event source mapping does with the function's role, and the function's PutEvents.
+    PUBLISHER: [("dynamodb:DescribeStream", STREAM_ARN), ("dynamodb:GetRecords", STREAM_ARN),
+                ("dynamodb:GetShardIterator", STREAM_ARN), ("dynamodb:ListStreams", "*"),
+                (PUT_EVENTS, BUS_ARN), ("sqs:SendMessage", DLQ_ARN)],
 }
+# IAM grants these only on "*" (they have no resource type).
+UNSCOPED_ACTIONS = {"dynamodb:ListStreams"}
 NEEDS_SECRET = {name for name, grants in PERMISSIONS.items() if any(a == GET_SECRET for a, _ in grants)}
-NEEDS_TABLE = {name for name, grants in PERMISSIONS.items() if any(a.startswith("dynamodb:") for a, _ in grants)}
+NEEDS_TABLE = {name for name, grants in PERMISSIONS.items()
+               if any(a.startswith("dynamodb:") and a not in STREAM_ACTIONS for a, _ in grants)}
+NEEDS_BUS = {name for name, grants in PERMISSIONS.items() if any(a == PUT_EVENTS for a, _ in grants)}
 SECRET_VARIABLES = {"NANGO_SECRET_KEY", "NANGO_WEBHOOK_SIGNING_KEY"}
 
 NANGO_WEBHOOK_TIMEOUT = 20  # Nango waits this long for the receiver (per delivery attempt)
@@ -165,7 +185,7 @@ def key(pair):
 # ── The checks ───────────────────────────────────────────────────────────────────────────────────
 
 def check_functions(t):
-    """The four workspace members, each an arm64 provided.al2023 zip built by cargo-lambda."""
+    """The workspace's function members, each an arm64 provided.al2023 zip built by cargo-lambda."""
     assert set(resources(t, "AWS::Serverless::Function")) == set(FUNCTIONS)
     members = {p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").is_file()}
     assert set(FUNCTIONS.values()) == members, "every function crate is deployed, and nothing else"
@@ -240,7 +260,8 @@ def check_least_privilege(t, name):
     assert sorted(map(key, actual)) == sorted(map(key, PERMISSIONS[name])), f"{name}: {actual}"
     for action, resource in actual:
         assert "*" not in action, f"{name}: wildcard action {action}"
-        assert "*" not in "".join(strings(resource)), f"{name}: wildcard resource {resource}"
+        if action not in UNSCOPED_ACTIONS:
+            assert "*" not in "".join(strings(resource)), f"{name}: wildcard resource {resource}"
 
 
 def check_no_stray_iam(t):
@@ -279,6 +300,10 @@ def check_table_matches_definition(t):
     assert indexes(props) == indexes(definition)
     assert props.get("LocalSecondaryIndexes") == definition.get("LocalSecondaryIndexes")
     assert props["BillingMode"] == definition["BillingMode"] == "PAY_PER_REQUEST"
+    # The stream publish-events reads: both images, so a change can be told from a no-op write.
+    assert props.get("StreamSpecification", {}).get("StreamViewType") \
+        == definition["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert definition["StreamSpecification"]["StreamEnabled"] is True
     assert {i["IndexName"] for i in indexes(props)} == set(INDEX_ARNS)
 
 
@@ -315,6 +340,8 @@ def check_no_secret_environment(t):
             assert "NANGO_SECRET_ARN" not in env, name
         if name in NEEDS_TABLE:
             assert env.get("CONNECTIONS_TABLE") == {"Ref": TABLE}, f"{name}: CONNECTIONS_TABLE"
+        else:
+            assert "CONNECTIONS_TABLE" not in env, name
 
 
 SECRET_LOOKING = [
@@ -429,7 +456,48 @@ def check_outputs(t):
         "WebhookUrl": {"Fn::GetAtt": [f"{RECEIVER}Url", "FunctionUrl"]},
         "ConnectionsTableName": {"Ref": TABLE},
         "NangoSecretArn": SECRET_ARN,
+        "EventBusName": BUS_NAME,
+        "EventBusArn": BUS_ARN,
+        "EventsDeadLetterQueueUrl": {"Ref": DLQ},
     }
+
+
+def check_event_bus(t):
+    """A bus of the stack's own unless a parameter names one; both publishers are told the same bus."""
+    buses = resources(t, "AWS::Events::EventBus")
+    assert set(buses) == {"EventBus"}
+    assert buses["EventBus"].get("Condition") == "CreateEventBus"
+    assert t["Conditions"]["CreateEventBus"] == {"Fn::Equals": [{"Ref": "ExistingEventBusName"}, ""]}
+    assert t["Parameters"]["ExistingEventBusName"].get("Default") == ""
+    assert NEEDS_BUS == {RECEIVER, PUBLISHER}
+    for name in FUNCTIONS:
+        env = environment(t, name)
+        if name in NEEDS_BUS:
+            assert normalized(env.get("EVENT_BUS_NAME")) == BUS_NAME, f"{name}: EVENT_BUS_NAME"
+        else:
+            assert "EVENT_BUS_NAME" not in env, name
+
+
+def check_stream_consumer(t):
+    """publish-events reads the table's stream with partial batch responses, bisects a failing batch,
+    retries a bounded number of times within the stream's 24 h, one batch per shard at a time (so
+    a connection's events stay in order), then sends the batch to a dead-letter queue."""
+    mappings = resources(t, "AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == 1, mappings
+    props = normalized(next(iter(mappings.values()))["Properties"])
+    assert props.get("FunctionName") == {"Ref": PUBLISHER}
+    assert props.get("EventSourceArn") == STREAM_ARN
+    assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    assert props.get("BisectBatchOnFunctionError") is True
+    assert 0 < props.get("MaximumRetryAttempts", -1) <= 100, "retries must be bounded (-1 is forever)"
+    assert 60 <= props.get("MaximumRecordAgeInSeconds", -1) <= 86400, "within the stream's 24 h retention"
+    assert props.get("ParallelizationFactor", 1) == 1, "more than one batch per shard breaks ordering"
+    assert props.get("StartingPosition") == "TRIM_HORIZON", "LATEST would skip changes made at deploy time"
+    assert props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") == DLQ_ARN
+    queue = t["Resources"][DLQ]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"].get("MessageRetentionPeriod", 345600) >= 7 * 86400, "a week to notice and replay"
+    assert "Events" not in function(t, PUBLISHER), "SAM's stream event adds a policy for every stream"
 
 
 # ── The tests: the real template passes every check ──────────────────────────────────────────────
@@ -513,6 +581,14 @@ def test_organization_access_reaches_the_functions_that_apply_it(template):
 
 def test_routes_are_throttled(template):
     check_throttling(template)
+
+
+def test_event_bus(template):
+    check_event_bus(template)
+
+
+def test_stream_consumer_retries_bisects_and_dead_letters(template):
+    check_stream_consumer(template)
 
 
 # ── Every check fails on a template that breaks its promise ──────────────────────────────────────
@@ -665,6 +741,29 @@ MUTATIONS = {
     "sessions faster than Nango": (check_throttling, set_in(["Parameters", "SessionRateLimit", "Default"], 50)),
     "hidden Retry-After": (check_throttling, set_in(
         [R, "Api", "Properties", "CorsConfiguration", "Fn::If", 1, "ExposeHeaders"], [])),
+    "no bus ARN output": (check_outputs, delete_in(["Outputs", "EventBusArn"])),
+    "receiver puts to any bus": (functools.partial(check_least_privilege, name=RECEIVER),
+                                 set_in([R, RECEIVER, "Properties", "Policies", 0, "Statement", 2, "Resource"], "*")),
+    "publisher reads the table": (functools.partial(check_least_privilege, name=PUBLISHER),
+                                  add_statement(PUBLISHER, "dynamodb:GetItem", TABLE_ARN)),
+    "publisher without the DLQ grant": (functools.partial(check_least_privilege, name=PUBLISHER),
+                                        lambda t: statements(t, PUBLISHER).pop()),
+    "fixed bus": (check_event_bus, delete_in([R, "EventBus", "Condition"])),
+    "publisher on another bus": (check_event_bus, set_in(
+        [R, PUBLISHER, "Properties", "Environment", "Variables", "EVENT_BUS_NAME"], "default")),
+    "receiver without a bus": (check_event_bus, delete_in(
+        [R, RECEIVER, "Properties", "Environment", "Variables", "EVENT_BUS_NAME"])),
+    "no partial batch": (check_stream_consumer, delete_in(
+        [R, "PublishEventsStream", "Properties", "FunctionResponseTypes"])),
+    "no bisect": (check_stream_consumer, set_in([R, "PublishEventsStream", "Properties",
+                                                 "BisectBatchOnFunctionError"], False)),
+    "retry forever": (check_stream_consumer, set_in([R, "PublishEventsStream", "Properties",
+                                                     "MaximumRetryAttempts"], -1)),
+    "parallel shards": (check_stream_consumer, set_in([R, "PublishEventsStream", "Properties",
+                                                       "ParallelizationFactor"], 4)),
+    "no DLQ": (check_stream_consumer, delete_in([R, "PublishEventsStream", "Properties", "DestinationConfig"])),
+    "keys-only stream": (check_table_matches_definition, set_in(
+        [R, TABLE, "Properties", "StreamSpecification", "StreamViewType"], "KEYS_ONLY")),
 }
 
 

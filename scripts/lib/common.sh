@@ -69,7 +69,15 @@ dynamodb_call() {
 create_table() {
   local endpoint="$1" name
   name="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["TableName"])' "$TABLE_DEFINITION")"
-  if dynamodb_call "$endpoint" DescribeTable "{\"TableName\":\"$name\"}" | grep -q '"TableStatus"'; then
+  local description
+  description="$(dynamodb_call "$endpoint" DescribeTable "{\"TableName\":\"$name\"}")"
+  if grep -q '"TableStatus"' <<<"$description"; then
+    # A table kept from before the stream existed (.local/dynamodb) gets it now.
+    if ! grep -q '"StreamEnabled":true' <<<"$description"; then
+      dynamodb_call "$endpoint" UpdateTable \
+        "{\"TableName\":\"$name\",\"StreamSpecification\":{\"StreamEnabled\":true,\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}" \
+        | grep -q '"TableDescription"' || die "could not enable the stream of table $name"
+    fi
     return 0
   fi
   dynamodb_call "$endpoint" CreateTable "$(cat "$TABLE_DEFINITION")" | grep -q '"TableDescription"' \

@@ -20,6 +20,7 @@ pub const END_USER_EMAIL_CLAIM: &str = "END_USER_EMAIL_CLAIM";
 pub const END_USER_NAME_CLAIM: &str = "END_USER_NAME_CLAIM";
 pub const ORGANIZATION_ID_CLAIM: &str = "ORGANIZATION_ID_CLAIM";
 pub const ORGANIZATION_ACCESS: &str = "ORGANIZATION_ACCESS";
+pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 
 const DEFAULT_NANGO_HOST: &str = "https://api.nango.dev";
 
@@ -206,6 +207,20 @@ impl StoreConfig {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         Ok(StoreConfig {
             table: required(source, CONNECTIONS_TABLE)?,
+        })
+    }
+}
+
+/// The EventBridge bus the receiver and the stream consumer publish to (its name, or its ARN).
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    pub bus_name: String,
+}
+
+impl EventsConfig {
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        Ok(EventsConfig {
+            bus_name: required(source, EVENT_BUS_NAME)?,
         })
     }
 }

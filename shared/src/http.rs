@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::access::Denied;
+use crate::events::PublishError;
 use crate::identity::IdentityError;
 use crate::nango::NangoError;
 use crate::store::{InvalidCursor, StoreError};
@@ -64,6 +65,8 @@ pub enum WebhookError {
     PayloadTooLarge(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 #[derive(Serialize)]
@@ -242,6 +245,11 @@ impl WebhookError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "storage_error",
                 "The webhook could not be stored; retry.",
+            ),
+            Publish(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "event_bus_unavailable",
+                "The webhook could not be published; retry.",
             ),
         };
         log(status, &self);

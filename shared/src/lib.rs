@@ -3,13 +3,15 @@
 //! Read top to bottom: [`identity`] says who calls, [`access`] what they may do, [`nango`] asks Nango for session tokens,
 //! [`webhook`] verifies and reads what Nango reports back, [`connection`] decides what that
 //! changes, [`store`] keeps it in DynamoDB, [`http`] turns results into answers, and [`handlers`]
-//! wire it together, one per function. [`config`] and [`bootstrap`] run once per cold start, and
-//! [`transport`] is the one HTTPS stack that the Nango client and the AWS SDK share.
+//! wire it together, one per function. [`events`] publishes what changed to EventBridge.
+//! [`config`] and [`bootstrap`] run once per cold start, and [`transport`] is the one HTTPS stack
+//! that the Nango client and the AWS SDK share.
 
 pub mod access;
 pub mod bootstrap;
 pub mod config;
 pub mod connection;
+pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod identity;

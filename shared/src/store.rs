@@ -239,7 +239,8 @@ pub fn now() -> String {
         .expect("a UTC time always formats")
 }
 
-type Item = HashMap<String, AttributeValue>;
+/// One stored item, as DynamoDB gives it (also the shape of a stream record's images).
+pub type Item = HashMap<String, AttributeValue>;
 
 fn to_item(connection: &Connection) -> Item {
     let mut item = Item::new();
@@ -290,7 +291,8 @@ fn to_item(connection: &Connection) -> Item {
     item
 }
 
-fn from_item(item: &Item) -> Result<Connection, StoreError> {
+/// Decodes a stored item; also used on DynamoDB Streams images (see `events::stream`).
+pub fn from_item(item: &Item) -> Result<Connection, StoreError> {
     let text = |name: &str| match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
         None => Ok(None),

@@ -7,6 +7,7 @@ use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = bootstrap::start().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&cold.aws);
-    let handler = bootstrap::or_exit(WebhookReceiver::from_env(&cold.env, dynamodb));
+    let eventbridge = aws_sdk_eventbridge::Client::new(&cold.aws);
+    let handler = bootstrap::or_exit(WebhookReceiver::from_env(&cold.env, dynamodb, eventbridge));
     bootstrap::serve(|request| handler.handle(request)).await
 }

@@ -1,4 +1,5 @@
-// Starts the local gateway and the four function binaries behind it.
+// Starts the local gateway and the function binaries behind it, and the poller that feeds the
+// table's stream to publish-events (as Lambda's event source mapping does when deployed).
 // Configuration comes from the environment (scripts/dev sets it); see README.md.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,6 +7,7 @@ import { createAuthorizer } from './authorizer.js';
 import { createGateway, staticFile, staticRoot } from './gateway.js';
 import { createLocalIssuer, generateSigningKey, loadOrCreateSigningKey } from './issuer.js';
 import { LambdaFunction } from './runtime-api.js';
+import { StreamPoller } from './stream-poller.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const env = process.env;
@@ -41,7 +43,7 @@ const passed = [
   'NANGO_HOST', 'NANGO_SECRET_KEY', 'NANGO_WEBHOOK_SIGNING_KEY', 'NANGO_ALLOWED_INTEGRATIONS',
   'CONNECTIONS_TABLE', 'END_USER_ID_CLAIM', 'END_USER_EMAIL_CLAIM', 'END_USER_NAME_CLAIM',
   'ORGANIZATION_ID_CLAIM', 'ORGANIZATION_ACCESS', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY', 'RUST_LOG',
+  'AWS_SECRET_ACCESS_KEY', 'RUST_LOG', 'EVENT_BUS_NAME', 'AWS_ENDPOINT_URL_EVENTBRIDGE',
 ];
 const functionEnv = Object.fromEntries(passed.filter((name) => env[name]).map((name) => [name, env[name]]));
 // As in template.yaml.
@@ -51,6 +53,7 @@ const timeouts = {
   'list-connections': 15_000,
   'delete-connection': 20_000,
   'webhook-receiver': 10_000,
+  'publish-events': 30_000,
 };
 
 const functions = {};
@@ -87,10 +90,18 @@ gateway.listen(port, host, () => {
   console.log(`tokens checked against ${authorizer.issuer} (audience ${authorizer.audiences.join(', ')})`);
 });
 
-// Start every sandbox now, so the first click does not pay four cold starts.
+// Start every sandbox now, so the first click does not pay cold starts.
 for (const fn of Object.values(functions)) fn.start();
 
+// The table's stream → publish-events, when the stack has an event bus (scripts/dev sets one).
+let poller = null;
+if (env.EVENT_BUS_NAME && env.AWS_ENDPOINT_URL_DYNAMODB) {
+  poller = new StreamPoller({ endpoint: env.AWS_ENDPOINT_URL_DYNAMODB, table: env.CONNECTIONS_TABLE, fn: functions['publish-events'] });
+  await poller.start();
+}
+
 const stop = () => {
+  poller?.stop();
   for (const fn of Object.values(functions)) fn.stop();
   gateway.close();
   process.exit(0);

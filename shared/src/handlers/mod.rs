@@ -5,6 +5,7 @@
 pub mod create_session;
 pub mod delete_connection;
 pub mod list_connections;
+pub mod publish_events;
 pub mod reconnect_session;
 pub mod webhook_receiver;
 

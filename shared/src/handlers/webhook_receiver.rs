@@ -1,7 +1,9 @@
 //! The function URL Nango POSTs its webhooks to (any path).
 //!
-//! Order matters: size, then signature over the raw bytes, then parsing. Only a storage failure
-//! that may pass answers 5xx, the one answer Nango retries; one that cannot (DynamoDB refuses the
+//! Order matters: size, then signature over the raw bytes, then parsing. Auth webhooks change the
+//! store (their lifecycle events come from the table's stream, not from here); every other type is
+//! published to the event bus with Nango's body. Only a storage or event bus failure that may pass
+//! answers 5xx, the one answer Nango retries; a storage failure that cannot (DynamoDB refuses the
 //! item itself) answers `422 unstorable_webhook`, logged as an error with the connection id, so it
 //! is not retried in vain (reconciliation with Nango's listing recovers the connection).
 
@@ -10,7 +12,9 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::bootstrap::{Environment, InitError};
-use crate::config::{StoreConfig, WebhookConfig};
+use crate::config::{EventsConfig, StoreConfig, WebhookConfig};
+use crate::events::EventPublisher;
+use crate::events::nango_webhook::{self, Fit};
 use crate::http::{self, WEBHOOK_BODY_LIMIT, WebhookError};
 use crate::store::{ConnectionStore, Recorded};
 use crate::webhook::keys::RELOAD_INTERVAL;
@@ -24,13 +28,15 @@ struct Acknowledgement {
 pub struct WebhookReceiver {
     signing_keys: SigningKeys,
     store: ConnectionStore,
+    events: EventPublisher,
 }
 
 impl WebhookReceiver {
-    pub fn new(signing_keys: SigningKeys, store: ConnectionStore) -> Self {
+    pub fn new(signing_keys: SigningKeys, store: ConnectionStore, events: EventPublisher) -> Self {
         WebhookReceiver {
             signing_keys,
             store,
+            events,
         }
     }
 
@@ -38,6 +44,7 @@ impl WebhookReceiver {
     pub fn from_env(
         env: &Environment,
         dynamodb: aws_sdk_dynamodb::Client,
+        eventbridge: aws_sdk_eventbridge::Client,
     ) -> Result<Self, InitError> {
         let keys = WebhookConfig::from_source(env)?.signing_keys;
         let signing_keys = match env.secret_source() {
@@ -47,6 +54,7 @@ impl WebhookReceiver {
         Ok(WebhookReceiver::new(
             signing_keys,
             ConnectionStore::new(dynamodb, StoreConfig::from_source(env)?.table),
+            EventPublisher::new(eventbridge, EventsConfig::from_source(env)?.bus_name),
         ))
     }
 
@@ -104,6 +112,20 @@ impl WebhookReceiver {
                     "a user's authorization failed; no connection was created"
                 );
                 Ok("logged")
+            }
+            Notice::Other { kind } => {
+                let (event, fit) = nango_webhook::event(&kind, body);
+                if let Fit::Truncated { body_bytes } = fit {
+                    tracing::warn!(
+                        kind,
+                        body_bytes,
+                        detail_type = %event.detail_type,
+                        "webhook too large for an event: published its plain top-level fields only"
+                    );
+                }
+                self.events.publish(std::slice::from_ref(&event)).await?;
+                tracing::info!(kind, detail_type = %event.detail_type, "webhook published");
+                Ok("published")
             }
             Notice::Ignored { kind, operation } => {
                 tracing::debug!(kind, operation, "webhook ignored");

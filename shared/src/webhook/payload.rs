@@ -25,7 +25,10 @@ pub enum Notice {
     Connection(AuthEvent),
     /// A failed first authorization: no connection exists, only a log line.
     FailedCreation(FailedCreation),
-    /// Nothing for us (sync, forward, async_action, or a type or operation we do not know).
+    /// Not about auth (sync, forward, async_action, or a type Nango adds later): published as an
+    /// event with Nango's body as it is.
+    Other { kind: String },
+    /// An auth operation we do not know: acknowledged, nothing done.
     Ignored {
         kind: String,
         operation: Option<String>,
@@ -102,10 +105,7 @@ pub fn parse(body: &[u8]) -> Result<Notice, PayloadError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(PayloadError::NotJson)?;
     let Envelope { kind } = Envelope::deserialize(&value).map_err(PayloadError::NotNango)?;
     if kind != "auth" {
-        return Ok(Notice::Ignored {
-            kind,
-            operation: None,
-        });
+        return Ok(Notice::Other { kind });
     }
     let AuthEnvelope { operation } =
         AuthEnvelope::deserialize(&value).map_err(PayloadError::NotNango)?;
@@ -325,27 +325,19 @@ mod tests {
     }
 
     #[test]
-    fn other_types_and_operations_are_ignored() {
-        for (body, kind, operation) in [
+    fn other_types_are_other_and_unknown_operations_ignored() {
+        for (body, kind) in [
             (
                 r#"{"type":"sync","from":"nango","connectionId":"c"}"#,
                 "sync",
-                None,
             ),
-            (r#"{"type":"forward","from":"nango"}"#, "forward", None),
-            (
-                r#"{"type":"async_action","from":"nango"}"#,
-                "async_action",
-                None,
-            ),
-            (r#"{"type":"brand_new","from":"nango"}"#, "brand_new", None),
+            (r#"{"type":"forward","from":"nango"}"#, "forward"),
+            (r#"{"type":"async_action","from":"nango"}"#, "async_action"),
+            (r#"{"type":"brand_new","from":"nango"}"#, "brand_new"),
         ] {
             assert_eq!(
                 parse(body.as_bytes()).unwrap(),
-                Notice::Ignored {
-                    kind: kind.into(),
-                    operation
-                }
+                Notice::Other { kind: kind.into() }
             );
         }
         // An unknown operation is ignored even when it lacks what known ones must carry.

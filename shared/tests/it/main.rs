@@ -8,6 +8,7 @@ mod access;
 mod contract;
 mod delete;
 mod dynamo_proxy;
+mod events;
 mod list;
 mod reconnect;
 mod sessions;

@@ -9,6 +9,7 @@ use nango_connect::bootstrap::SecretSource;
 use nango_connect::connection::{
     AuthEvent, Change, Failure, MAX_ERROR_DESCRIPTION_CHARS, Owner, Status,
 };
+use nango_connect::events::EventPublisher;
 use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 use nango_connect::nango::{ConnectionId, IntegrationId, Tags};
 use nango_connect::store::{ConnectionStore, Recorded, StoreError};
@@ -256,7 +257,11 @@ async fn after_a_key_rotation_the_secret_is_read_again_once_a_minute_at_most() {
         secret_source(&secrets),
         Duration::from_secs(60),
     );
-    let receiver = Checked(WebhookReceiver::new(keys, store().await));
+    let receiver = Checked(WebhookReceiver::new(
+        keys,
+        store().await,
+        EventPublisher::new(eventbridge_client("http://127.0.0.1:1"), BUS_NAME),
+    ));
 
     let rotated = answer(
         receiver

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use lambda_http::{Body, Request, Response};
 use nango_connect::access::OrganizationAccess;
 use nango_connect::config::{AllowedIntegrations, ClaimNames, NangoConfig, NangoTimeouts};
+use nango_connect::events::EventPublisher;
 use nango_connect::handlers::create_session::CreateSession;
 use nango_connect::handlers::delete_connection::DeleteConnection;
 use nango_connect::handlers::list_connections::ListConnections;
@@ -212,11 +213,99 @@ pub fn list_connections_under(
     Checked(ListConnections::new(store, ClaimNames::default(), policy))
 }
 
+/// A receiver whose event bus is unreachable: auth webhooks never publish from the receiver (their
+/// events come from the table's stream), so every auth test also proves that (a publish would 503).
 pub fn webhook_receiver(store: ConnectionStore) -> Checked<WebhookReceiver> {
+    webhook_receiver_with_bus(store, "http://127.0.0.1:1")
+}
+
+pub fn webhook_receiver_with_bus(
+    store: ConnectionStore,
+    bus_endpoint: &str,
+) -> Checked<WebhookReceiver> {
     Checked(WebhookReceiver::new(
         SigningKeys::fixed(vec![SIGNING_KEY.into()]),
         store,
+        EventPublisher::new(eventbridge_client(bus_endpoint), BUS_NAME),
     ))
+}
+
+pub const BUS_NAME: &str = "test-bus";
+
+pub fn eventbridge_client(endpoint: &str) -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::Config::builder()
+        .http_client(aws_http_client())
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            "local", "local", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}
+
+/// The records of `table`'s stream in DynamoDB Local, oldest first, in Lambda's event shape.
+pub async fn stream_records(table: &str) -> Vec<Value> {
+    let described = dynamodb_json(
+        "DynamoDB_20120810.DescribeTable",
+        json!({"TableName": table}),
+    )
+    .await;
+    let arn = described["Table"]["LatestStreamArn"]
+        .as_str()
+        .expect("the table definition enables the stream")
+        .to_owned();
+    let stream = dynamodb_json(
+        "DynamoDBStreams_20120810.DescribeStream",
+        json!({"StreamArn": arn}),
+    )
+    .await;
+    let mut records = Vec::new();
+    for shard in stream["StreamDescription"]["Shards"].as_array().unwrap() {
+        let iterator = dynamodb_json(
+            "DynamoDBStreams_20120810.GetShardIterator",
+            json!({"StreamArn": arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        .await;
+        let mut iterator = iterator["ShardIterator"].clone();
+        while iterator.is_string() {
+            let page = dynamodb_json(
+                "DynamoDBStreams_20120810.GetRecords",
+                json!({"ShardIterator": iterator}),
+            )
+            .await;
+            let batch = page["Records"].as_array().cloned().unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            for mut record in batch {
+                record["eventSourceARN"] = json!(arn);
+                records.push(record);
+            }
+            iterator = page["NextShardIterator"].clone();
+        }
+    }
+    records
+}
+
+async fn dynamodb_json(target: &str, body: Value) -> Value {
+    let response = http_client()
+        .post(dynamodb_endpoint())
+        .header("X-Amz-Target", target)
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("DynamoDB Local answers");
+    let status = response.status();
+    let answer: Value = response.json().await.expect("JSON");
+    assert!(status.is_success(), "{target} failed: {answer}");
+    answer
 }
 
 /// A recorded event, edited before it becomes a request.

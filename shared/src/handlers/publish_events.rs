@@ -1,0 +1,96 @@
+//! The consumer of the connections table's stream: each record that is a real change becomes one
+//! lifecycle event, published in stream order.
+//!
+//! Lambda's event source mapping hands over one shard's records, oldest first, and DynamoDB
+//! Streams keeps all records of one item in one shard, in order. The answer is a partial batch
+//! response naming the first record not done (one that cannot be decoded, or whose event the bus
+//! did not take): Lambda retries from there, bisecting and in the end sending the batch's
+//! description to the dead-letter queue. Nothing after that record is published in this
+//! invocation, so a connection's events never overtake each other.
+
+use serde_json::Value;
+
+use crate::bootstrap::InitError;
+use crate::config::{EventsConfig, Source};
+use crate::events::stream::{self, BatchResponse, ItemFailure, StreamEvent};
+use crate::events::{Event, EventPublisher, lifecycle};
+
+pub struct PublishEvents {
+    publisher: EventPublisher,
+}
+
+impl PublishEvents {
+    pub fn new(publisher: EventPublisher) -> Self {
+        PublishEvents { publisher }
+    }
+
+    pub fn from_env(
+        source: &impl Source,
+        eventbridge: aws_sdk_eventbridge::Client,
+    ) -> Result<Self, InitError> {
+        let config = EventsConfig::from_source(source)?;
+        Ok(PublishEvents::new(EventPublisher::new(
+            eventbridge,
+            config.bus_name,
+        )))
+    }
+
+    pub async fn handle(&self, event: StreamEvent) -> BatchResponse {
+        // The records up to the first one that cannot be decoded, each with its event if any.
+        let mut decoded: Vec<(&Value, Option<Event>)> = Vec::new();
+        let mut undecodable = None;
+        for record in &event.records {
+            match stream::decode(record) {
+                Ok(change) => decoded.push((
+                    record,
+                    lifecycle::event(change.old.as_ref(), change.new.as_ref()),
+                )),
+                Err(err) => {
+                    tracing::error!(
+                        sequence_number = stream::sequence_number(record).unwrap_or(""),
+                        error = %err,
+                        "a stream record cannot be read; it will be retried, then sent to the dead-letter queue"
+                    );
+                    undecodable = Some(record);
+                    break;
+                }
+            }
+        }
+
+        let events: Vec<Event> = decoded.iter().filter_map(|(_, e)| e.clone()).collect();
+        let published = self.publisher.publish_in_order(&events).await;
+        let failed = match published.error {
+            Some(err) => {
+                // The record whose event was the first not taken.
+                let record = decoded
+                    .iter()
+                    .filter(|(_, event)| event.is_some())
+                    .nth(published.published)
+                    .map(|(record, _)| *record);
+                tracing::error!(
+                    published = published.published,
+                    of = events.len(),
+                    error = %err,
+                    "the event bus did not take every event; the rest of the batch will be retried"
+                );
+                record
+            }
+            None => undecodable,
+        };
+        tracing::info!(
+            records = event.records.len(),
+            events = published.published,
+            "stream batch"
+        );
+        match failed {
+            None => BatchResponse::default(),
+            Some(record) => BatchResponse {
+                batch_item_failures: vec![ItemFailure {
+                    // Without a sequence number Lambda cannot resume mid-batch: an empty
+                    // identifier fails the whole batch, which is retried the same way.
+                    item_identifier: stream::sequence_number(record).unwrap_or("").to_owned(),
+                }],
+            },
+        }
+    }
+}
