@@ -9,6 +9,8 @@ pub mod access;
 pub mod bootstrap;
 pub mod config;
 pub mod connection;
+#[cfg(test)]
+mod fuzzing;
 pub mod handlers;
 pub mod http;
 pub mod identity;
