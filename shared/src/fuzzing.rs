@@ -19,7 +19,7 @@ use proptest::test_runner::{Config, TestCaseResult, TestError, TestRunner};
 /// seconds in a debug build.
 const QUICK_CASES: u32 = 256;
 /// Cases per seed in a timed run; small enough that a run overshoots its budget by little.
-const BATCH_CASES: u32 = 500;
+const BATCH_CASES: u32 = 100;
 
 pub fn fuzz<S: Strategy>(target: &str, strategy: S, property: impl Fn(S::Value) -> TestCaseResult) {
     let budget = std::env::var("FUZZ_SECONDS")

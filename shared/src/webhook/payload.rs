@@ -391,7 +391,7 @@ mod tests {
 /// Fuzz targets (see [`crate::fuzzing`]): what the parser makes of any bytes a verified webhook may
 /// carry, held against a model of the documented rules.
 #[cfg(test)]
-mod fuzz {
+pub(crate) mod fuzz {
     use proptest::prelude::*;
     use serde_json::{Map, Value, json};
 
@@ -481,7 +481,7 @@ mod fuzz {
     }
 
     /// A webhook as Nango sends it, each field now and then missing, of the wrong type or huge.
-    fn webhook() -> BoxedStrategy<Map<String, Value>> {
+    pub(crate) fn webhook() -> BoxedStrategy<Map<String, Value>> {
         let end_user = (
             field(text(300).prop_map(Value::String)),
             field(text(300).prop_map(Value::String)),
