@@ -11,6 +11,7 @@
 //   E2E_API_KEY       a key Nango accepts for it (any key, with the emulator)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { checkStackAnswer } from './contract.js';
 
 const stack = process.env.STACK_URL ?? 'http://127.0.0.1:3000';
 const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
@@ -24,7 +25,9 @@ async function call(url, { method = 'GET', token, body } = {}) {
   if (token) headers.authorization = `Bearer ${token}`;
   const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
+  const answer = { status: response.status, body: text ? JSON.parse(text) : null };
+  checkStackAnswer(stack, method, url, response, answer.body);
+  return answer;
 }
 
 // What the frontend SDK sends for nango.auth(integration, { credentials: { apiKey } }).
@@ -69,6 +72,13 @@ test('authorize, fail, reconnect: owner and tags survive', async () => {
 
   const { body: minted } = await call(`${stack}/dev/token`, { method: 'POST', body: user });
   const token = minted.token;
+  // An RS256 token from the stack's OIDC issuer, which the gateway finds through discovery.
+  const header = JSON.parse(Buffer.from(token.split('.')[0], 'base64url'));
+  assert.equal(header.alg, 'RS256');
+  const issuer = JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).iss;
+  const discovery = await call(`${issuer}/.well-known/openid-configuration`);
+  assert.equal(discovery.status, 200);
+  assert.ok((await call(discovery.body.jwks_uri)).body.keys.some((key) => key.kid === header.kid));
   assert.equal((await call(`${stack}/connections`)).status, 401, 'the API needs a token');
 
   const session = await call(`${stack}/sessions`, { method: 'POST', token, body: { allowedIntegrations: [integration] } });

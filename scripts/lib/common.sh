@@ -86,14 +86,24 @@ ensure_python_tools() {
   "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint cargo-lambda
 }
 
-# The demo page's packages (the Nango frontend SDK, Playwright's driver), from npm.
-ensure_demo_packages() {
-  local demo="$REPO_ROOT/infra/demo"
-  if [ ! -d "$demo/node_modules" ] || [ "$demo/package-lock.json" -nt "$demo/node_modules/.package-lock.json" ]; then
-    log "installing the demo page's npm packages"
-    (cd "$demo" && npm ci --silent --no-audit --no-fund)
+# npm_ci_if_stale DIR WHAT: the packages of DIR's package-lock.json, unless already installed.
+npm_ci_if_stale() {
+  local dir="$1" what="$2"
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing $what npm packages"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
   fi
 }
+
+# The demo page's packages (the Nango frontend SDK, Playwright's driver), from npm.
+ensure_demo_packages() { npm_ci_if_stale "$REPO_ROOT/infra/demo" "the demo page's"; }
+
+# The local gateway's packages (jose, for the JWT authorizer and the local OIDC issuer), from npm.
+ensure_gateway_packages() { npm_ci_if_stale "$REPO_ROOT/infra/local-gateway" "the local gateway's"; }
+
+# The contract's tools (infra/openapi): the response checker, redocly, openapi-typescript, and the
+# API reference page's viewer (swagger-ui-dist), from npm.
+ensure_openapi_packages() { npm_ci_if_stale "$REPO_ROOT/infra/openapi" "the API contract tools'"; }
 
 # Debian's Chromium, for the demo page's browser test (Playwright drives it; it downloads nothing).
 ensure_chromium() {

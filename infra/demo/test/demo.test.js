@@ -66,6 +66,9 @@ test('sign in, connect, refresh failure, reconnect', { timeout: 60000 }, async (
     await page.getByTestId('signin').click();
     await page.getByTestId('signed-in-as').filter({ hasText: user.sub }).waitFor();
     await page.getByTestId('connections-empty').filter({ hasText: 'No connections yet' }).waitFor();
+    // The page holds an RS256 token from the stack's OIDC issuer; every call below is checked with it.
+    const { token } = await page.evaluate(() => JSON.parse(sessionStorage.getItem('nango-connect-demo')));
+    assert.equal(JSON.parse(Buffer.from(token.split('.')[0], 'base64url')).alg, 'RS256');
 
     // 2. Connect: POST /sessions, then the SDK's openConnectUI with the emulator's Connect UI.
     await page.getByTestId('integration').selectOption(integration);

@@ -21,7 +21,7 @@ function timeOf(date) {
     `${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
 }
 
-export function httpEvent(request, body, { routeKey, claims, domainName }) {
+export function httpEvent(request, body, { routeKey, claims, domainName, pathParameters }) {
   const url = new URL(request.url, 'http://localhost');
   const { headers, cookies } = headersOf(request);
   const now = new Date();
@@ -53,6 +53,7 @@ export function httpEvent(request, body, { routeKey, claims, domainName }) {
     isBase64Encoded: false,
   };
   if (cookies.length) event.cookies = cookies;
+  if (pathParameters && Object.keys(pathParameters).length) event.pathParameters = pathParameters;
   if ([...query.keys()].length) {
     event.queryStringParameters = Object.fromEntries(
       [...new Set(query.keys())].map((key) => [key, query.getAll(key).join(',')]),
@@ -65,4 +66,16 @@ export function httpEvent(request, body, { routeKey, claims, domainName }) {
     event.isBase64Encoded = !text;
   }
   return event;
+}
+
+// API Gateway hands claims to the function as strings: arrays as "[a b]", other values as text.
+export function stringifyClaims(claims) {
+  return Object.fromEntries(
+    Object.entries(claims).map(([name, value]) => {
+      if (typeof value === 'string') return [name, value];
+      if (Array.isArray(value)) return [name, `[${value.join(' ')}]`];
+      if (value !== null && typeof value === 'object') return [name, JSON.stringify(value)];
+      return [name, String(value)];
+    }),
+  );
 }

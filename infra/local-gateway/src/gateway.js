@@ -2,18 +2,42 @@
 // - API Gateway HTTP API: three routes behind a JWT authorizer (401 {"message":"Unauthorized"}
 //   before the function is called), CORS limited to the allowed origins, 404 for other routes;
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
-// - local-only extras: POST /dev/token, /demo-config.json and the demo page's static files.
+// - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
+//   (unless the gateway checks a real issuer's tokens), /demo-config.json, the demo page's static
+//   files, and the API reference (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
-import { httpEvent } from './events.js';
-import { mint, stringifyClaims, verify } from './jwt.js';
+import { httpEvent, stringifyClaims } from './events.js';
+import { DISCOVERY_PATH, JWKS_PATH } from './issuer.js';
 
 export const API_ROUTES = [
   { method: 'POST', path: '/sessions', fn: 'create-session' },
   { method: 'POST', path: '/sessions/reconnect', fn: 'reconnect-session' },
   { method: 'GET', path: '/connections', fn: 'list-connections' },
+  { method: 'DELETE', path: '/connections/{connectionId}', fn: 'delete-connection' },
 ];
+
+/** The route's path parameters when `pathname` matches its path, else null: `{name}` is one
+ * whole segment, URL-decoded as API Gateway hands it over. */
+export function matchPath(path, pathname) {
+  const want = path.split('/');
+  const got = pathname.split('/');
+  if (want.length !== got.length) return null;
+  const params = {};
+  for (const [i, segment] of want.entries()) {
+    const name = /^\{(\w+)\}$/.exec(segment)?.[1];
+    if (name) {
+      if (!got[i]) return null;
+      try {
+        params[name] = decodeURIComponent(got[i]);
+      } catch {
+        return null;
+      }
+    } else if (segment !== got[i]) return null;
+  }
+  return params;
+}
 const WEBHOOK_PATH = '/webhooks/nango';
 const MAX_BODY = 6 * 1024 * 1024; // Lambda's invocation payload limit
 const CONTENT_TYPES = {
@@ -25,9 +49,13 @@ const CONTENT_TYPES = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.map': 'application/json',
+  '.yaml': 'application/yaml',
 };
 
-export function createGateway({ functions, jwt, allowedOrigins, staticRoots, demoConfig, log = console.log }) {
+// authorizer: checks bearer tokens (authorizer.js); localIssuer: the stack's own issuer
+// (issuer.js), or null when the authorizer trusts a real one.
+export function createGateway({ functions, authorizer, localIssuer, allowedOrigins, staticRoots, demoConfig, log = console.log }) {
+  const issuerPath = localIssuer ? new URL(localIssuer.url).pathname.replace(/\/+$/, '') : null;
   const json = (res, status, body, headers = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
@@ -55,11 +83,17 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
   }
 
   async function serveStatic(res, pathname) {
-    for (const { prefix, dir } of staticRoots) {
-      if (!pathname.startsWith(prefix)) continue;
-      const relative = decodeURIComponent(pathname.slice(prefix.length)) || 'index.html';
-      const file = resolve(dir, relative);
-      if (!file.startsWith(resolve(dir) + sep)) break;
+    for (const { prefix, dir, only } of staticRoots) {
+      let file;
+      if (only) {
+        if (pathname !== prefix) continue;
+        file = only;
+      } else {
+        if (!pathname.startsWith(prefix)) continue;
+        const relative = decodeURIComponent(pathname.slice(prefix.length)) || 'index.html';
+        file = resolve(dir, relative);
+        if (!file.startsWith(resolve(dir) + sep)) break;
+      }
       try {
         if (!(await stat(file)).isFile()) continue;
         res.writeHead(200, {
@@ -78,7 +112,7 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
     const url = new URL(req.url, 'http://localhost');
     const origin = req.headers.origin;
     const cors = corsHeaders(origin);
-    const isApi = API_ROUTES.some((route) => route.path === url.pathname) || url.pathname === '/dev/token';
+    const isApi = API_ROUTES.some((route) => matchPath(route.path, url.pathname)) || url.pathname === '/dev/token';
 
     if (req.method === 'OPTIONS' && isApi && req.headers['access-control-request-method']) {
       // A preflight is answered by API Gateway itself, never by a function.
@@ -86,7 +120,7 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
       return res
         .writeHead(204, {
           ...cors,
-          'access-control-allow-methods': 'GET,POST,OPTIONS',
+          'access-control-allow-methods': 'GET,POST,DELETE,OPTIONS',
           'access-control-allow-headers': 'authorization,content-type',
           'access-control-max-age': '600',
         })
@@ -98,23 +132,42 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
       return invoke(res, 'webhook-receiver', event, {});
     }
 
-    const route = API_ROUTES.find((r) => r.path === url.pathname && r.method === req.method);
+    const route = API_ROUTES.find((r) => r.method === req.method && matchPath(r.path, url.pathname));
     if (route) {
-      const header = req.headers.authorization ?? '';
-      const token = header.replace(/^Bearer\s+/i, '').trim();
-      const claims = token ? verify(jwt.secret, token, jwt) : null;
-      if (!claims) {
-        return json(res, 401, { message: 'Unauthorized' }, { ...cors, 'www-authenticate': 'Bearer' });
+      // The identity source may hold the token alone or after "Bearer", as API Gateway reads it.
+      const token = (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
+      if (!token) return json(res, 401, { message: 'Unauthorized' }, { ...cors, 'www-authenticate': 'Bearer' });
+      const verdict = await authorizer.verify(token);
+      if (verdict.refusal) {
+        log(`[gateway] 401 ${req.method} ${url.pathname}: ${verdict.refusal}`);
+        return json(res, 401, { message: 'Unauthorized' }, {
+          ...cors,
+          'www-authenticate': `Bearer scope="" error="invalid_token" error_description="${verdict.refusal}"`,
+        });
       }
       const event = httpEvent(req, body, {
         routeKey: `${route.method} ${route.path}`,
-        claims: stringifyClaims(claims),
+        claims: stringifyClaims(verdict.claims),
         domainName: 'api.execute-api.local',
+        pathParameters: matchPath(route.path, url.pathname),
       });
       return invoke(res, route.fn, event, cors);
     }
 
+    if (localIssuer && req.method === 'GET' && url.pathname === `${issuerPath}${DISCOVERY_PATH}`) {
+      return json(res, 200, localIssuer.discovery());
+    }
+    if (localIssuer && req.method === 'GET' && url.pathname === `${issuerPath}${JWKS_PATH}`) {
+      return json(res, 200, localIssuer.jwks(), { 'content-type': 'application/jwk-set+json' });
+    }
+
     if (url.pathname === '/dev/token' && req.method === 'POST') {
+      if (!localIssuer) {
+        const message =
+          `Dev tokens are off: this gateway accepts only tokens from ${authorizer.issuer} (JWT_ISSUER). ` +
+          'Sign in with that identity provider and send its token as "Authorization: Bearer <token>".';
+        return json(res, 404, { error: { code: 'dev_tokens_off', message } }, cors);
+      }
       let claims;
       try {
         claims = JSON.parse(body.toString() || '{}');
@@ -128,7 +181,7 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
       for (const name of ['sub', 'email', 'name', 'org_id']) {
         if (typeof claims[name] === 'string' && claims[name].trim()) picked[name] = claims[name].trim();
       }
-      return json(res, 200, { token: mint(jwt.secret, picked, jwt) }, cors);
+      return json(res, 200, { token: await localIssuer.mint(picked) }, cors);
     }
 
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);
@@ -157,4 +210,9 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
 
 export function staticRoot(prefix, ...dir) {
   return { prefix, dir: join(...dir) };
+}
+
+/** One file at one path, and nothing beside it (e.g. /openapi.yaml from the repository's root). */
+export function staticFile(path, ...file) {
+  return { prefix: path, only: join(...file) };
 }

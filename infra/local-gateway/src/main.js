@@ -2,7 +2,9 @@
 // Configuration comes from the environment (scripts/dev sets it); see README.md.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createGateway, staticRoot } from './gateway.js';
+import { createAuthorizer } from './authorizer.js';
+import { createGateway, staticFile, staticRoot } from './gateway.js';
+import { createLocalIssuer, generateSigningKey, loadOrCreateSigningKey } from './issuer.js';
 import { LambdaFunction } from './runtime-api.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -11,9 +13,26 @@ const port = Number(env.GATEWAY_PORT ?? 3000);
 const host = '127.0.0.1';
 const origin = `http://${host}:${port}`;
 const binaries = env.FUNCTIONS_DIR ?? join(repo, 'target', 'debug');
-if (!env.DEV_JWT_SECRET) {
-  console.error('DEV_JWT_SECRET is required (scripts/dev sets it)');
+const fail = (message) => {
+  console.error(message);
   process.exit(1);
+};
+
+// Whose tokens the API accepts: a real OIDC issuer's (JWT_ISSUER and JWT_AUDIENCE, as the SAM
+// template's JwtIssuer and JwtAudience), or by default the stack's own issuer, served here under
+// /oidc, whose key is kept in LOCAL_ISSUER_KEY_FILE (a new one each start without it).
+let localIssuer = null;
+let authorizer;
+if (env.JWT_ISSUER) {
+  const audiences = (env.JWT_AUDIENCE ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  if (!audiences.length) fail('JWT_AUDIENCE is required with JWT_ISSUER (comma separated, as JwtAudience)');
+  authorizer = createAuthorizer({ issuer: env.JWT_ISSUER, audiences });
+} else {
+  const signingKey = env.LOCAL_ISSUER_KEY_FILE
+    ? await loadOrCreateSigningKey(env.LOCAL_ISSUER_KEY_FILE).catch((error) => fail(error.message))
+    : await generateSigningKey();
+  localIssuer = createLocalIssuer({ url: `${origin}/oidc`, audience: 'nango-connect-local', signingKey });
+  authorizer = createAuthorizer({ issuer: localIssuer.url, audiences: [localIssuer.audience] });
 }
 
 // What each function reads, as the SAM template gives it; the plain variables stand in for
@@ -21,12 +40,18 @@ if (!env.DEV_JWT_SECRET) {
 const passed = [
   'NANGO_HOST', 'NANGO_SECRET_KEY', 'NANGO_WEBHOOK_SIGNING_KEY', 'NANGO_ALLOWED_INTEGRATIONS',
   'CONNECTIONS_TABLE', 'END_USER_ID_CLAIM', 'END_USER_EMAIL_CLAIM', 'END_USER_NAME_CLAIM',
-  'ORGANIZATION_ID_CLAIM', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID',
+  'ORGANIZATION_ID_CLAIM', 'ORGANIZATION_ACCESS', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID',
   'AWS_SECRET_ACCESS_KEY', 'RUST_LOG',
 ];
 const functionEnv = Object.fromEntries(passed.filter((name) => env[name]).map((name) => [name, env[name]]));
 // As in template.yaml.
-const timeouts = { 'create-session': 20_000, 'reconnect-session': 20_000, 'list-connections': 15_000, 'webhook-receiver': 10_000 };
+const timeouts = {
+  'create-session': 20_000,
+  'reconnect-session': 20_000,
+  'list-connections': 15_000,
+  'delete-connection': 20_000,
+  'webhook-receiver': 10_000,
+};
 
 const functions = {};
 for (const [name, timeoutMs] of Object.entries(timeouts)) {
@@ -35,12 +60,18 @@ for (const [name, timeoutMs] of Object.entries(timeouts)) {
 }
 
 const demo = join(repo, 'infra', 'demo');
+const openapi = join(repo, 'infra', 'openapi');
 const gateway = createGateway({
   functions,
-  jwt: { secret: env.DEV_JWT_SECRET, issuer: `${origin}/dev`, audience: 'nango-connect-local' },
+  authorizer,
+  localIssuer,
   allowedOrigins: (env.ALLOWED_ORIGINS ?? `${origin},http://localhost:${port}`).split(',').map((o) => o.trim()),
   staticRoots: [
     staticRoot('/vendor/nango/', demo, 'node_modules', '@nangohq', 'frontend', 'dist'),
+    // The API reference: Swagger UI (npm: swagger-ui-dist) over the contract.
+    staticFile('/openapi.yaml', repo, 'openapi.yaml'),
+    staticRoot('/api-reference/swagger-ui/', openapi, 'node_modules', 'swagger-ui-dist'),
+    staticRoot('/api-reference/', openapi, 'reference'),
     staticRoot('/', demo, 'public'),
   ],
   demoConfig: {
@@ -51,7 +82,10 @@ const gateway = createGateway({
     integrations: (env.DEMO_INTEGRATIONS ?? '').split(',').map((i) => i.trim()).filter(Boolean),
   },
 });
-gateway.listen(port, host, () => console.log(`local gateway listening on ${origin}`));
+gateway.listen(port, host, () => {
+  console.log(`local gateway listening on ${origin}`);
+  console.log(`tokens checked against ${authorizer.issuer} (audience ${authorizer.audiences.join(', ')})`);
+});
 
 // Start every sandbox now, so the first click does not pay four cold starts.
 for (const fn of Object.values(functions)) fn.start();

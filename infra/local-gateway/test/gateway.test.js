@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGateway, staticRoot } from '../src/gateway.js';
-import { mint } from '../src/jwt.js';
+import { createAuthorizer } from '../src/authorizer.js';
+import { createGateway, matchPath, staticRoot } from '../src/gateway.js';
+import { createLocalIssuer, generateSigningKey } from '../src/issuer.js';
+import { freePort, keyPair, sign, startIssuer } from '../testkit/oidc.js';
 
-const jwt = { secret: 'test-secret', issuer: 'http://127.0.0.1/dev', audience: 'nango-connect-local' };
 const calls = [];
 const fake = (name) => ({
   invoke: async (event) => {
@@ -15,37 +16,90 @@ const fake = (name) => ({
   },
 });
 const functions = Object.fromEntries(
-  ['create-session', 'reconnect-session', 'list-connections', 'webhook-receiver'].map((n) => [n, fake(n)]),
+  ['create-session', 'reconnect-session', 'list-connections', 'delete-connection', 'webhook-receiver'].map((n) => [n, fake(n)]),
 );
-let server, base;
+let server, base, issuer, logged;
 
-before(async () => {
+// As main.js starts it: the gateway serves its own issuer, and its authorizer finds that issuer
+// through discovery over HTTP, as it would find Cognito.
+async function startGateway({ authorizer, localIssuer, port = 0 }) {
   const publicDir = mkdtempSync(join(tmpdir(), 'gateway-static-'));
   writeFileSync(join(publicDir, 'index.html'), '<h1>demo</h1>');
-  server = createGateway({
+  const gateway = createGateway({
     functions,
-    jwt,
+    authorizer,
+    localIssuer,
     allowedOrigins: ['http://127.0.0.1:3000'],
     staticRoots: [staticRoot('/', publicDir)],
     demoConfig: { emulator: true },
-    log: () => {},
+    log: (line) => logged.push(line),
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${server.address().port}`;
+  await new Promise((resolve) => gateway.listen(port, '127.0.0.1', resolve));
+  return { gateway, base: `http://127.0.0.1:${gateway.address().port}` };
+}
+
+before(async () => {
+  logged = [];
+  const port = await freePort();
+  issuer = createLocalIssuer({
+    url: `http://127.0.0.1:${port}/oidc`,
+    audience: 'nango-connect-local',
+    signingKey: await generateSigningKey(),
+  });
+  const authorizer = createAuthorizer({ issuer: issuer.url, audiences: [issuer.audience], log: (line) => logged.push(line) });
+  ({ gateway: server, base } = await startGateway({ authorizer, localIssuer: issuer, port }));
 });
 after(() => server.close());
 
-const token = (claims = { sub: 'user-1', org_id: 'org-1' }) => mint(jwt.secret, claims, jwt);
+const token = (claims = { sub: 'user-1', org_id: 'org-1' }) => issuer.mint(claims);
 
-test('a route without a valid token is 401 and the function is never called', async () => {
+test('a route without a valid token is 401 {"message":"Unauthorized"} and the function is never called', async () => {
   calls.length = 0;
-  for (const authorization of [undefined, 'Bearer nope', `Bearer ${mint('other-secret', { sub: 'u' }, jwt)}`]) {
+  const foreign = await keyPair('RS256');
+  const now = Math.floor(Date.now() / 1000);
+  const forged = await sign(foreign, { sub: 'u', iss: issuer.url, aud: issuer.audience, exp: now + 60 });
+  const cases = [
+    [undefined, /^Bearer$/],
+    ['Bearer nope', /error="invalid_token" error_description="the token is not a JWT"/],
+    [`Bearer ${forged}`, /error_description="no key in the issuer's JWKS matches the token's kid"/],
+  ];
+  for (const [authorization, challenge] of cases) {
     const headers = authorization ? { authorization } : {};
     const response = await fetch(`${base}/connections`, { headers });
     assert.equal(response.status, 401);
     assert.deepEqual(await response.json(), { message: 'Unauthorized' });
+    assert.match(response.headers.get('www-authenticate'), challenge);
   }
   assert.equal(calls.length, 0);
+  assert.match(logged.join('\n'), /401 GET \/connections: no key in the issuer's JWKS/);
+  assert.ok(!logged.join('\n').includes(forged), 'tokens never reach the log');
+});
+
+test('a refusal names nothing the caller wrote that could break the header or the log', async () => {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const evil = `${part({ alg: 'x"\r\nset-cookie: a=b', kid: 'k' })}.${part({ sub: 'u' })}.c2ln`;
+  const response = await fetch(`${base}/connections`, { headers: { authorization: `Bearer ${evil}` } });
+  assert.equal(response.status, 401);
+  assert.equal(response.headers.get('set-cookie'), null);
+  assert.match(response.headers.get('www-authenticate'), /error_description="the signing method is invalid"$/);
+});
+
+test('the token may come alone, without "Bearer", as API Gateway reads the identity source', async () => {
+  const response = await fetch(`${base}/connections`, { headers: { authorization: await token() } });
+  assert.equal(response.status, 201);
+});
+
+test('the local issuer publishes its discovery document and its public key', async () => {
+  const discovery = await (await fetch(`${issuer.url}/.well-known/openid-configuration`)).json();
+  assert.equal(discovery.issuer, issuer.url);
+  assert.equal(discovery.jwks_uri, `${issuer.url}/jwks.json`);
+  const response = await fetch(discovery.jwks_uri);
+  assert.equal(response.headers.get('content-type'), 'application/jwk-set+json');
+  const { keys } = await response.json();
+  assert.equal(keys.length, 1);
+  assert.equal(keys[0].kty, 'RSA');
+  assert.equal(keys[0].alg, 'RS256');
+  for (const secret of ['d', 'p', 'q', 'dp', 'dq', 'qi']) assert.equal(keys[0][secret], undefined, `private member ${secret}`);
 });
 
 test('each route reaches its function with the verified claims in a v2.0 event', async () => {
@@ -60,7 +114,7 @@ test('each route reaches its function with the verified claims in a v2.0 event',
     const response = await fetch(`${base}${path}?x=1`, {
       method,
       body,
-      headers: { authorization: `Bearer ${token()}`, 'content-type': 'application/json', 'x-end-user-id': 'forged' },
+      headers: { authorization: `Bearer ${await token()}`, 'content-type': 'application/json', 'x-end-user-id': 'forged' },
     });
     assert.equal(response.status, 201);
     assert.deepEqual(await response.json(), { from: fn });
@@ -80,7 +134,7 @@ test('each route reaches its function with the verified claims in a v2.0 event',
 
 test('unknown routes and methods are 404, as API Gateway answers them', async () => {
   for (const [method, path] of [['GET', '/sessions'], ['DELETE', '/connections'], ['POST', '/nope']]) {
-    const response = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token()}` } });
+    const response = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${await token()}` } });
     assert.equal(response.status, 404, `${method} ${path}`);
   }
 });
@@ -117,18 +171,88 @@ test('CORS: preflights are answered for allowed origins only', async () => {
   assert.equal(refused.headers.get('access-control-allow-origin'), null);
 });
 
-test('dev tokens need a sub and are accepted by the routes', async () => {
+test('dev tokens need a sub, are RS256 from the local issuer, and are accepted by the routes', async () => {
   const bad = await fetch(`${base}/dev/token`, { method: 'POST', body: '{"email":"a@example.com"}' });
   assert.equal(bad.status, 400);
-  const { token: minted } = await (await fetch(`${base}/dev/token`, { method: 'POST', body: '{"sub":"u9","org_id":"o9"}' })).json();
+  const body = JSON.stringify({ sub: 'u9', email: 'u9@example.com', name: 'U Nine', org_id: 'o9', admin: 'yes' });
+  const { token: minted } = await (await fetch(`${base}/dev/token`, { method: 'POST', body })).json();
+  const header = JSON.parse(Buffer.from(minted.split('.')[0], 'base64url'));
+  assert.equal(header.alg, 'RS256');
+  assert.equal(header.kid, issuer.jwks().keys[0].kid);
   calls.length = 0;
   const response = await fetch(`${base}/connections`, { headers: { authorization: `Bearer ${minted}` } });
   assert.equal(response.status, 201);
-  assert.equal(calls.at(-1).event.requestContext.authorizer.jwt.claims.sub, 'u9');
+  const claims = calls.at(-1).event.requestContext.authorizer.jwt.claims;
+  assert.equal(claims.sub, 'u9');
+  assert.equal(claims.email, 'u9@example.com');
+  assert.equal(claims.name, 'U Nine');
+  assert.equal(claims.org_id, 'o9');
+  assert.equal(claims.iss, issuer.url);
+  assert.equal(claims.aud, 'nango-connect-local');
+  assert.equal(claims.admin, undefined, 'only the known fields become claims');
+});
+
+test('pointed at a real issuer, the gateway accepts its tokens only, and serves no dev tokens', async () => {
+  const provider = await startIssuer();
+  const providerKey = await keyPair('RS256');
+  provider.keys = [providerKey];
+  const authorizer = createAuthorizer({ issuer: provider.url, audiences: ['web-app'], log: () => {} });
+  const real = await startGateway({ authorizer, localIssuer: null });
+  try {
+    const response = await fetch(`${real.base}/dev/token`, { method: 'POST', body: '{"sub":"u1"}' });
+    assert.equal(response.status, 404);
+    const { error } = await response.json();
+    assert.equal(error.code, 'dev_tokens_off');
+    assert.ok(error.message.includes(`${provider.url} (JWT_ISSUER)`), error.message);
+    assert.equal((await fetch(`${real.base}/oidc/.well-known/openid-configuration`)).status, 404);
+    assert.equal((await fetch(`${real.base}/oidc/jwks.json`)).status, 404);
+    const now = Math.floor(Date.now() / 1000);
+    const idToken = await sign(providerKey, { sub: 'cognito-user', iss: provider.url, aud: 'web-app', iat: now, exp: now + 300 });
+    calls.length = 0;
+    const accepted = await fetch(`${real.base}/connections`, { headers: { authorization: `Bearer ${idToken}` } });
+    assert.equal(accepted.status, 201);
+    assert.equal(calls.at(-1).event.requestContext.authorizer.jwt.claims.sub, 'cognito-user');
+    // The local issuer's tokens mean nothing to it.
+    assert.equal((await fetch(`${real.base}/connections`, { headers: { authorization: `Bearer ${await token()}` } })).status, 401);
+  } finally {
+    real.gateway.close();
+    await provider.close();
+  }
 });
 
 test('static files are served, and nothing outside their folder', async () => {
   assert.equal(await (await fetch(`${base}/`)).text(), '<h1>demo</h1>');
   assert.equal((await fetch(`${base}/..%2f..%2fetc%2fpasswd`)).status, 404);
   assert.deepEqual(await (await fetch(`${base}/demo-config.json`)).json(), { emulator: true });
+});
+
+test('a path parameter is one whole, decoded segment, as API Gateway matches it', () => {
+  const route = '/connections/{connectionId}';
+  assert.deepEqual(matchPath(route, '/connections/a2968dec-61fa'), { connectionId: 'a2968dec-61fa' });
+  assert.deepEqual(matchPath(route, '/connections/a%20b'), { connectionId: 'a b' });
+  assert.equal(matchPath(route, '/connections/'), null);
+  assert.equal(matchPath(route, '/connections/a/b'), null);
+  assert.equal(matchPath(route, '/connections'), null);
+  assert.equal(matchPath(route, '/connections/%E0%A4%A'), null, 'malformed escapes match nothing');
+  assert.deepEqual(matchPath('/connections', '/connections'), {});
+});
+
+test('DELETE /connections/{id} reaches its function with the route key and path parameters', async () => {
+  calls.length = 0;
+  const response = await fetch(`${base}/connections/conn%2F1`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${await token()}` },
+  });
+  assert.equal(response.status, 201, 'the fake answers 201');
+  assert.equal(calls.length, 1);
+  const [{ name, event }] = calls;
+  assert.equal(name, 'delete-connection');
+  assert.equal(event.routeKey, 'DELETE /connections/{connectionId}');
+  assert.deepEqual(event.pathParameters, { connectionId: 'conn/1' });
+  assert.equal(event.requestContext.http.method, 'DELETE');
+  const preflight = await fetch(`${base}/connections/conn-1`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://127.0.0.1:3000', 'access-control-request-method': 'DELETE' },
+  });
+  assert.match(preflight.headers.get('access-control-allow-methods'), /DELETE/);
 });

@@ -15,13 +15,13 @@ fn delete_handler(
     nango: &MockServer,
     store: ConnectionStore,
     policy: OrganizationAccess,
-) -> DeleteConnection {
-    DeleteConnection::new(
+) -> Checked<DeleteConnection> {
+    Checked(DeleteConnection::new(
         nango_client(&nango.uri(), fast_timeouts()),
         store,
         nango_connect::config::ClaimNames::default(),
         policy,
-    )
+    ))
 }
 
 fn delete_as(end_user_id: &str, organization_id: Option<&str>) -> lambda_http::Request {
@@ -244,12 +244,12 @@ async fn no_identity_is_401_wrong_method_405_and_storage_down_500() {
     );
     assert_eq!(get.status, 405);
     assert_eq!(get.response.headers()["allow"], "DELETE");
-    let down = DeleteConnection::new(
+    let down = Checked(DeleteConnection::new(
         nango_client(&nango.uri(), fast_timeouts()),
         ConnectionStore::new(unreachable_dynamodb(), "t"),
         nango_connect::config::ClaimNames::default(),
         OrganizationAccess::Shared,
-    );
+    ));
     let answer = answer(down.handle(delete_as("user-42", None)).await);
     assert_eq!((answer.status, answer.error_code()), (500, "storage_error"));
 }

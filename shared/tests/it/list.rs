@@ -104,7 +104,7 @@ async fn lists_mine_and_my_organizations_newest_first() {
 
 /// Every page of `GET /connections` for the caller, following `nextCursor`.
 async fn all_pages(
-    handler: &nango_connect::handlers::list_connections::ListConnections,
+    handler: &Checked<nango_connect::handlers::list_connections::ListConnections>,
     claims: &serde_json::Value,
     limit: usize,
 ) -> Vec<Vec<String>> {

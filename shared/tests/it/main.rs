@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod contract;
 mod delete;
 mod dynamo_proxy;
 mod list;

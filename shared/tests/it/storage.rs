@@ -255,7 +255,7 @@ async fn after_a_key_rotation_the_secret_is_read_again_once_a_minute_at_most() {
         secret_source(&secrets),
         Duration::from_secs(60),
     );
-    let receiver = WebhookReceiver::new(keys, store().await);
+    let receiver = Checked(WebhookReceiver::new(keys, store().await));
 
     let rotated = answer(
         receiver

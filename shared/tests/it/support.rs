@@ -1,6 +1,8 @@
 //! Test harness: real DynamoDB (DynamoDB Local, started by `scripts/test`), Nango faked over real
-//! HTTP with wiremock, and handlers driven with recorded API Gateway / function URL events.
+//! HTTP with wiremock, and handlers driven with recorded API Gateway / function URL events. Every
+//! handler is wrapped in [`Checked`], so every answer is checked against `openapi.yaml`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use lambda_http::{Body, Request, Response};
 use nango_connect::access::OrganizationAccess;
 use nango_connect::config::{AllowedIntegrations, ClaimNames, NangoConfig, NangoTimeouts};
 use nango_connect::handlers::create_session::CreateSession;
+use nango_connect::handlers::delete_connection::DeleteConnection;
 use nango_connect::handlers::list_connections::ListConnections;
 use nango_connect::handlers::reconnect_session::ReconnectSession;
 use nango_connect::handlers::webhook_receiver::WebhookReceiver;
@@ -16,6 +19,8 @@ use nango_connect::nango::NangoClient;
 use nango_connect::store::ConnectionStore;
 use nango_connect::webhook::{SigningKeys, signature};
 use serde_json::{Value, json};
+
+use crate::contract::{self, Sent};
 
 pub const SECRET_KEY: &str = "6c1b4e2a-9f3d-4a7e-8b5c-2d0e1f3a4b5c";
 pub const SIGNING_KEY: &str = "webhook-signing-key";
@@ -107,27 +112,62 @@ pub fn nango_client(host: &str, timeouts: NangoTimeouts) -> NangoClient {
     NangoClient::new(&config).expect("client")
 }
 
-pub fn create_session_with(nango_host: &str, timeouts: NangoTimeouts) -> CreateSession {
-    CreateSession::new(
+/// A Lambda handler of the shared crate.
+pub trait Handler {
+    fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+macro_rules! handlers {
+    ($($handler:ty),*) => {$(
+        impl Handler for $handler {
+            fn handle(&self, request: Request) -> impl Future<Output = Response<Body>> + Send {
+                <$handler>::handle(self, request)
+            }
+        }
+    )*};
+}
+handlers!(
+    CreateSession,
+    ReconnectSession,
+    ListConnections,
+    DeleteConnection,
+    WebhookReceiver
+);
+
+/// A handler whose every answer must be one `openapi.yaml` describes (see `contract.rs`); the
+/// test fails where an answer is not.
+pub struct Checked<H>(pub H);
+
+impl<H: Handler> Checked<H> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let sent = Sent::of(&request);
+        let response = self.0.handle(request).await;
+        contract::assert_described(&sent, &response);
+        response
+    }
+}
+
+pub fn create_session_with(nango_host: &str, timeouts: NangoTimeouts) -> Checked<CreateSession> {
+    Checked(CreateSession::new(
         nango_client(nango_host, timeouts),
         ClaimNames::default(),
         AllowedIntegrations::default(),
-    )
+    ))
 }
 
-pub fn create_session(nango_host: &str, allowed: Option<&str>) -> CreateSession {
+pub fn create_session(nango_host: &str, allowed: Option<&str>) -> Checked<CreateSession> {
     let allowed = match allowed {
         Some(list) => AllowedIntegrations::from_source(&[("NANGO_ALLOWED_INTEGRATIONS", list)]),
         None => AllowedIntegrations::from_source(&[]),
     };
-    CreateSession::new(
+    Checked(CreateSession::new(
         nango_client(nango_host, fast_timeouts()),
         ClaimNames::default(),
         allowed.expect("valid list"),
-    )
+    ))
 }
 
-pub fn reconnect_session(nango_host: &str, store: ConnectionStore) -> ReconnectSession {
+pub fn reconnect_session(nango_host: &str, store: ConnectionStore) -> Checked<ReconnectSession> {
     reconnect_session_under(nango_host, store, OrganizationAccess::Shared)
 }
 
@@ -135,28 +175,31 @@ pub fn reconnect_session_under(
     nango_host: &str,
     store: ConnectionStore,
     policy: OrganizationAccess,
-) -> ReconnectSession {
-    ReconnectSession::new(
+) -> Checked<ReconnectSession> {
+    Checked(ReconnectSession::new(
         nango_client(nango_host, fast_timeouts()),
         store,
         ClaimNames::default(),
         policy,
-    )
+    ))
 }
 
-pub fn list_connections(store: ConnectionStore) -> ListConnections {
+pub fn list_connections(store: ConnectionStore) -> Checked<ListConnections> {
     list_connections_under(store, OrganizationAccess::Shared)
 }
 
 pub fn list_connections_under(
     store: ConnectionStore,
     policy: OrganizationAccess,
-) -> ListConnections {
-    ListConnections::new(store, ClaimNames::default(), policy)
+) -> Checked<ListConnections> {
+    Checked(ListConnections::new(store, ClaimNames::default(), policy))
 }
 
-pub fn webhook_receiver(store: ConnectionStore) -> WebhookReceiver {
-    WebhookReceiver::new(SigningKeys::fixed(vec![SIGNING_KEY.into()]), store)
+pub fn webhook_receiver(store: ConnectionStore) -> Checked<WebhookReceiver> {
+    Checked(WebhookReceiver::new(
+        SigningKeys::fixed(vec![SIGNING_KEY.into()]),
+        store,
+    ))
 }
 
 /// A recorded event, edited before it becomes a request.
@@ -259,12 +302,12 @@ pub fn signed_webhook(body: &str) -> Request {
 }
 
 /// Delivers a correctly signed webhook with `body` to `receiver`.
-pub async fn deliver(receiver: &WebhookReceiver, body: &str) -> Answer {
+pub async fn deliver(receiver: &Checked<WebhookReceiver>, body: &str) -> Answer {
     answer(receiver.handle(signed_webhook(body)).await)
 }
 
 /// A setup step: delivers a webhook that must be stored, and fails the test right here if not.
-pub async fn given(receiver: &WebhookReceiver, body: &str) -> Answer {
+pub async fn given(receiver: &Checked<WebhookReceiver>, body: &str) -> Answer {
     let answer = deliver(receiver, body).await;
     assert_eq!(
         (answer.status, answer.body["result"].as_str()),
