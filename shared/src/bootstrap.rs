@@ -1,5 +1,5 @@
-//! Cold start: logging, configuration (with secrets from Secrets Manager when deployed) and the
-//! AWS SDK configuration, built once and kept for the life of the sandbox.
+//! Cold start: logging, the TLS configuration, the AWS SDK configuration and the configuration
+//! (with secrets from Secrets Manager when deployed), built once and kept for the life of the sandbox.
 //!
 //! A cold start that cannot configure itself writes one log line naming the variable at fault
 //! (never its value) and exits.
@@ -13,6 +13,7 @@ use lambda_http::{Body, Request, Response, service_fn};
 use serde::Deserialize;
 
 use crate::config::{ConfigError, ProcessEnv, Source};
+use crate::transport::{self, Tls};
 
 /// Names a Secrets Manager secret holding the secret variables. Deployed, the Nango secret key and
 /// signing keys live there rather than in plain environment variables; locally, the plain
@@ -33,19 +34,25 @@ pub fn init_tracing() {
     lambda_http::tracing::init_default_subscriber();
 }
 
+/// How long the AWS SDK waits for a connection to AWS.
+const AWS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The AWS SDK configuration: credentials and region from the Lambda environment, endpoint
-/// overrides from the SDK's own variables (`AWS_ENDPOINT_URL_DYNAMODB`). Tight timeouts, so a
-/// storage outage answers 500 quickly (and Nango retries) instead of hanging the webhook.
-pub async fn aws_config() -> SdkConfig {
+/// overrides from the SDK's own variables (`AWS_ENDPOINT_URL_DYNAMODB`), requests sent over `tls`
+/// by our HTTP client. Tight timeouts, so a storage outage answers 500 quickly (and Nango
+/// retries) instead of hanging the webhook.
+pub async fn aws_config(tls: &Tls) -> Result<SdkConfig, InitError> {
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
+        .connect_timeout(AWS_CONNECT_TIMEOUT)
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    aws_config::defaults(BehaviorVersion::latest())
+    let http = transport::aws_reqwest_client(tls, AWS_CONNECT_TIMEOUT)?;
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .http_client(transport::aws_http_client(http))
         .timeout_config(timeouts)
         .load()
-        .await
+        .await)
 }
 
 /// The environment, overlaid with the secret named by `NANGO_SECRET_ARN` when there is one.
@@ -144,13 +151,23 @@ impl SecretSource {
     }
 }
 
-/// Everything a cold start needs before it builds its handler: logging, the AWS configuration and
-/// the environment (secrets included).
-pub async fn start() -> (SdkConfig, Environment) {
+/// What a cold start builds before its handler, once for the life of the sandbox.
+pub struct ColdStart {
+    /// The one TLS configuration of the process, for every HTTPS client it builds.
+    pub tls: Tls,
+    pub aws: SdkConfig,
+    /// The environment, secrets included.
+    pub env: Environment,
+}
+
+/// Everything a cold start needs before it builds its handler: logging, the TLS and AWS
+/// configurations and the environment (secrets included).
+pub async fn start() -> ColdStart {
     init_tracing();
-    let aws = aws_config().await;
+    let tls = Tls::new();
+    let aws = or_exit(aws_config(&tls).await);
     let env = or_exit(Environment::load(&aws).await.map_err(InitError::from));
-    (aws, env)
+    ColdStart { tls, aws, env }
 }
 
 /// Serves invocations until the sandbox is shut down. Handlers answer every request themselves

@@ -3,7 +3,8 @@
 //! Read top to bottom: [`identity`] says who calls, [`access`] what they may do, [`nango`] asks Nango for session tokens,
 //! [`webhook`] verifies and reads what Nango reports back, [`connection`] decides what that
 //! changes, [`store`] keeps it in DynamoDB, [`http`] turns results into answers, and [`handlers`]
-//! wire it together, one per function. [`config`] and [`bootstrap`] run once per cold start.
+//! wire it together, one per function. [`config`] and [`bootstrap`] run once per cold start, and
+//! [`transport`] is the one HTTPS stack that the Nango client and the AWS SDK share.
 
 pub mod access;
 pub mod bootstrap;
@@ -16,4 +17,5 @@ pub mod http;
 pub mod identity;
 pub mod nango;
 pub mod store;
+pub mod transport;
 pub mod webhook;

@@ -5,7 +5,7 @@ use nango_connect::handlers::create_session::CreateSession;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let (_aws, env) = bootstrap::start().await;
-    let handler = bootstrap::or_exit(CreateSession::from_env(&env));
+    let cold = bootstrap::start().await;
+    let handler = bootstrap::or_exit(CreateSession::from_env(&cold.env, &cold.tls));
     bootstrap::serve(|request| handler.handle(request)).await
 }

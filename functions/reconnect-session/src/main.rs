@@ -5,8 +5,8 @@ use nango_connect::handlers::reconnect_session::ReconnectSession;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let (aws, env) = bootstrap::start().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let handler = bootstrap::or_exit(ReconnectSession::from_env(&env, dynamodb));
+    let cold = bootstrap::start().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&cold.aws);
+    let handler = bootstrap::or_exit(ReconnectSession::from_env(&cold.env, &cold.tls, dynamodb));
     bootstrap::serve(|request| handler.handle(request)).await
 }

@@ -1,5 +1,6 @@
 // The demo page: sign in as a demo user, get a Connect session from the backend, authorize
-// through Nango's frontend SDK, and watch the connection list the webhooks keep up to date.
+// through Nango's frontend SDK (its Connect UI, or the app's own API-key form), and watch the
+// connection list the webhooks keep up to date; delete connections through the backend.
 // Plain ES module, no bundler: the SDK's dist files are served as-is under /vendor/nango/.
 import Nango from '/vendor/nango/index.js';
 
@@ -10,9 +11,25 @@ const PRESETS = [
 const POLL_EVERY_MS = 1500;
 const POLL_FOR_MS = 20000;
 const STORAGE_KEY = 'nango-connect-demo';
+// Small on purpose, so that "More" (which follows the API's nextCursor) shows after a few connections.
+const PAGE_SIZE = 10;
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, token: null, identity: null, pollUntil: 0, pollTimer: null, connectUI: null, busy: false, waitingFor: null };
+const state = {
+  config: null,
+  token: null,
+  identity: null,
+  pollUntil: 0,
+  pollTimer: null,
+  connectUI: null,
+  busy: false,
+  waitingFor: null,
+  // How many pages of GET /connections the list shows; "More" adds one. Every refresh reads them
+  // again from the first, so polling neither collapses the list nor misses new connections.
+  pages: 1,
+  // Numbers each list load, so that a slow answer never overwrites a newer one.
+  loadSeq: 0
+};
 
 // ---------- messages ----------
 
@@ -93,12 +110,14 @@ function renderIdentity() {
   $('signed-in').hidden = !signedIn;
   $('refresh').disabled = !signedIn;
   $('connect-form').querySelector('button').disabled = !signedIn || state.busy;
+  $('apikey-form').querySelector('button').disabled = !signedIn || state.busy;
   if (signedIn) {
     const { sub, name, email, org_id: org } = state.identity;
     $('who').textContent = name ? `${name} (${sub})` : sub;
     $('who-org').textContent = [email, org ? `org ${org}` : 'no organization'].filter(Boolean).join(' · ');
   } else {
     $('connections').replaceChildren();
+    $('more').hidden = true;
     $('empty').textContent = 'Sign in to see your connections.';
     $('empty').hidden = false;
     setStatus('');
@@ -118,6 +137,7 @@ async function signIn(event) {
     const { token } = await api('POST', '/dev/token', identity);
     state.token = token;
     state.identity = identity;
+    state.pages = 1;
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ token, identity }));
     renderIdentity();
     await loadConnections();
@@ -137,6 +157,7 @@ function signOut() {
   state.connectUI = null;
   state.busy = false;
   state.waitingFor = null;
+  state.pages = 1;
   clearMessage();
   renderIdentity();
 }
@@ -158,7 +179,7 @@ function button(label, testid, onClick, className) {
   return b;
 }
 
-function renderConnections(connections) {
+function renderConnections(connections, hasMore) {
   const list = $('connections');
   list.replaceChildren();
   $('empty').hidden = connections.length > 0;
@@ -208,16 +229,35 @@ function renderConnections(connections) {
     if (state.config.emulator && c.status === 'active') {
       actions.append(button('Simulate refresh failure', 'simulate-failure', () => simulateFailure(c), 'subtle'));
     }
+    actions.append(button('Delete', 'delete', (event) => deleteConnection(c, event.currentTarget), 'danger'));
     item.append(main, actions);
     list.append(item);
   }
+  $('more').hidden = !hasMore;
+}
+
+/** The first `state.pages` pages of GET /connections, following each answer's nextCursor. */
+async function fetchPages() {
+  const connections = [];
+  let cursor = null;
+  for (let page = 0; page < state.pages; page++) {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (cursor) query.set('cursor', cursor);
+    const answer = await api('GET', `/connections?${query}`);
+    connections.push(...answer.connections);
+    cursor = answer.nextCursor ?? null;
+    if (!cursor) break;
+  }
+  return { connections, hasMore: Boolean(cursor) };
 }
 
 async function loadConnections() {
   if (!state.token) return;
+  const seq = ++state.loadSeq;
   try {
-    const { connections } = await api('GET', '/connections');
-    renderConnections(connections);
+    const { connections, hasMore } = await fetchPages();
+    if (seq !== state.loadSeq || !state.token) return;
+    renderConnections(connections, hasMore);
     const waited = state.waitingFor && connections.find((c) => c.connectionId === state.waitingFor.connectionId);
     if (waited && waited.status === state.waitingFor.status) {
       setStatus(state.waitingFor.done);
@@ -307,6 +347,57 @@ async function startSession(path, body, label) {
   }
 }
 
+/**
+ * The guide's other frontend option: the app's own form for an API-key integration. The backend
+ * still creates the Connect session; the key goes from the browser straight to Nango through the
+ * SDK's auth(), never through the backend.
+ */
+async function connectWithApiKey(event) {
+  event.preventDefault();
+  if (state.busy) return;
+  const form = $('apikey-form');
+  const integration = form.elements.integration.value;
+  const apiKey = form.elements.apiKey.value;
+  clearMessage();
+  state.busy = true;
+  state.waitingFor = null;
+  renderIdentity();
+  setStatus(`Connect ${integration} with an API key: asking the backend for a session…`);
+  try {
+    const { sessionToken } = await api('POST', '/sessions', { allowedIntegrations: [integration] });
+    setStatus(`Connect ${integration} with an API key: Nango is checking the key…`);
+    const nango = new Nango({ connectSessionToken: sessionToken, ...(state.config.nangoHost ? { host: state.config.nangoHost } : {}) });
+    const { connectionId, providerConfigKey } = await nango.auth(integration, { credentials: { apiKey } });
+    form.elements.apiKey.value = '';
+    setStatus(`Authorized ${providerConfigKey} (${connectionId}). Waiting for Nango's webhook…`);
+    state.waitingFor = { connectionId, status: 'active', done: `${providerConfigKey} is connected (${connectionId}).` };
+    pollForAWhile();
+  } catch (err) {
+    // The SDK's AuthError carries Nango's error code in `type` (connection_test_failed, ...).
+    setStatus('');
+    reportError(err);
+  } finally {
+    state.busy = false;
+    renderIdentity();
+  }
+}
+
+async function deleteConnection(connection, deleteButton) {
+  clearMessage();
+  deleteButton.disabled = true;
+  setStatus(`Deleting ${connection.integrationId} (${connection.connectionId})…`);
+  try {
+    await api('DELETE', `/connections/${encodeURIComponent(connection.connectionId)}`);
+    setStatus(`Deleted ${connection.integrationId} (${connection.connectionId}).`);
+  } catch (err) {
+    setStatus('');
+    reportError(err);
+  }
+  // Either way the list shows what the backend now holds (after a 404 the connection is gone too).
+  if (state.waitingFor?.connectionId === connection.connectionId) state.waitingFor = null;
+  await loadConnections();
+}
+
 function connect(event) {
   event.preventDefault();
   const integration = $('integration').value;
@@ -361,6 +452,9 @@ async function start() {
   select.append(any);
   for (const id of config.integrations || []) select.append(new Option(id, id));
   if ((config.integrations || []).length > 0) select.value = config.integrations[0];
+  // A free-text field with suggestions: against real Nango the configured list may be empty.
+  for (const id of config.integrations || []) $('apikey-integrations').append(new Option(id, id));
+  if ((config.integrations || []).length > 0) $('apikey-integration').value = config.integrations[0];
 
   for (const preset of PRESETS) {
     const b = button(preset.label, `preset-${preset.sub}`, () => fillForm(preset), 'subtle');
@@ -371,6 +465,12 @@ async function start() {
   $('signin-form').addEventListener('submit', signIn);
   $('signout').addEventListener('click', signOut);
   $('connect-form').addEventListener('submit', connect);
+  $('apikey-form').addEventListener('submit', connectWithApiKey);
+  $('more').addEventListener('click', () => {
+    clearMessage();
+    state.pages += 1;
+    loadConnections();
+  });
   $('refresh').addEventListener('click', () => {
     clearMessage();
     loadConnections();

@@ -8,8 +8,12 @@ import { randomUUID } from 'node:crypto';
 const PREFIX = '/2018-06-01/runtime';
 
 export class LambdaFunction {
-  constructor({ name, binary, env, timeoutMs, log = console.log }) {
+  // `observe(what, detail)`, if given, hears each step of a sandbox's life as it happens: 'spawn'
+  // ({ pid }), 'next' (a poll for the next event), 'response' and 'error' ({ id }). The benchmark
+  // (bench/) times cold starts with it.
+  constructor({ name, binary, env, timeoutMs, log = console.log, observe = () => {} }) {
     this.name = name;
+    this.observe = observe;
     this.binary = binary;
     this.env = env;
     this.timeoutMs = timeoutMs;
@@ -68,6 +72,7 @@ export class LambdaFunction {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.process = child;
+    this.observe('spawn', { pid: child.pid });
     const relay = (stream) =>
       stream.on('data', (chunk) => {
         for (const line of chunk.toString().split('\n')) if (line.trim()) this.log(`[${this.name}] ${line}`);
@@ -111,12 +116,14 @@ export class LambdaFunction {
       const path = req.url.split('?')[0];
       const body = Buffer.concat(chunks).toString();
       if (req.method === 'GET' && path === `${PREFIX}/invocation/next`) {
+        this.observe('next', {});
         this.waiting = res;
         this.#dispatch();
         return;
       }
       const match = path.match(/^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/);
       if (req.method === 'POST' && match) {
+        this.observe(match[2], { id: match[1] });
         const call = this.pending.get(match[1]);
         this.pending.delete(match[1]);
         if (call) {

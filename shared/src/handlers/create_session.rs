@@ -12,6 +12,7 @@ use crate::config::{AllowedIntegrations, ClaimNames, NangoConfig, Source};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::nango::{IntegrationId, NangoClient, NangoError};
+use crate::transport::Tls;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -35,9 +36,9 @@ impl CreateSession {
         }
     }
 
-    pub fn from_env(source: &impl Source) -> Result<Self, InitError> {
+    pub fn from_env(source: &impl Source, tls: &Tls) -> Result<Self, InitError> {
         Ok(CreateSession::new(
-            NangoClient::new(&NangoConfig::from_source(source)?)?,
+            NangoClient::new(&NangoConfig::from_source(source)?, tls)?,
             ClaimNames::from_source(source),
             AllowedIntegrations::from_source(source)?,
         ))

@@ -16,6 +16,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::nango::{ConnectionId, NangoClient, Tags};
 use crate::store::ConnectionStore;
+use crate::transport::Tls;
 
 pub struct DeleteConnection {
     nango: NangoClient,
@@ -41,10 +42,11 @@ impl DeleteConnection {
 
     pub fn from_env(
         source: &impl Source,
+        tls: &Tls,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
         Ok(DeleteConnection::new(
-            NangoClient::new(&NangoConfig::from_source(source)?)?,
+            NangoClient::new(&NangoConfig::from_source(source)?, tls)?,
             ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,

@@ -13,6 +13,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::nango::{ConnectionId, NangoClient};
 use crate::store::ConnectionStore;
+use crate::transport::Tls;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -44,10 +45,11 @@ impl ReconnectSession {
 
     pub fn from_env(
         source: &impl Source,
+        tls: &Tls,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
         Ok(ReconnectSession::new(
-            NangoClient::new(&NangoConfig::from_source(source)?)?,
+            NangoClient::new(&NangoConfig::from_source(source)?, tls)?,
             ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,

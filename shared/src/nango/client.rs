@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::{ConnectSession, ConnectionId, IntegrationId, Tags};
 use crate::config::{NangoConfig, NangoTimeouts};
+use crate::transport::Tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NangoError {
@@ -109,11 +110,12 @@ pub struct NangoClient {
 }
 
 impl NangoClient {
-    pub fn new(config: &NangoConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// A client on the process's one TLS configuration (which never follows redirects: Nango's
+    /// API does not redirect, and following one could carry the key elsewhere).
+    pub fn new(config: &NangoConfig, tls: &Tls) -> Result<Self, reqwest::Error> {
+        let http = tls
+            .client_builder()
             .connect_timeout(config.timeouts.connect)
-            // Nango's API does not redirect; following one could carry the key elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("nango-connect-lambda/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(NangoClient {

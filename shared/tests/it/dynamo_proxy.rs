@@ -28,7 +28,7 @@ impl DynamoProxy {
         let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
         let operations = Arc::new(Mutex::new(Vec::new()));
         let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
-        let client = reqwest::Client::new();
+        let client = crate::support::http_client();
         let (ops, hooks) = (operations.clone(), hook.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {

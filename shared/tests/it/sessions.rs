@@ -414,8 +414,9 @@ async fn oversized_body_is_413_and_wrong_method_405() {
 #[test]
 fn handler_builds_from_the_environment_it_documents() {
     use nango_connect::handlers::create_session::CreateSession;
-    assert!(CreateSession::from_env(&[("NANGO_SECRET_KEY", SECRET_KEY)]).is_ok());
-    let missing = CreateSession::from_env(&[("NANGO_HOST", "https://api.nango.dev")])
+    use nango_connect::transport::Tls;
+    assert!(CreateSession::from_env(&[("NANGO_SECRET_KEY", SECRET_KEY)], &Tls::new()).is_ok());
+    let missing = CreateSession::from_env(&[("NANGO_HOST", "https://api.nango.dev")], &Tls::new())
         .err()
         .unwrap();
     assert!(missing.to_string().contains("NANGO_SECRET_KEY"));

@@ -138,7 +138,7 @@ async fn a_webhook_dynamodb_will_never_take_is_422_not_an_endless_500() {
         "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST"
     });
-    let created = reqwest::Client::new()
+    let created = http_client()
         .post(dynamodb_endpoint())
         .header("X-Amz-Target", "DynamoDB_20120810.CreateTable")
         .header("Content-Type", "application/x-amz-json-1.0")
@@ -225,6 +225,7 @@ async fn secrets_manager(signing_key: &str, expected_reads: u64) -> MockServer {
 fn secret_source(server: &MockServer) -> SecretSource {
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_secretsmanager::Config::builder()
+        .http_client(aws_http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "tests"))

@@ -17,6 +17,7 @@ use nango_connect::handlers::reconnect_session::ReconnectSession;
 use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 use nango_connect::nango::NangoClient;
 use nango_connect::store::ConnectionStore;
+use nango_connect::transport::{self, Tls};
 use nango_connect::webhook::{SigningKeys, signature};
 use serde_json::{Value, json};
 
@@ -40,8 +41,21 @@ pub fn dynamodb_endpoint() -> String {
     )
 }
 
+/// A plain HTTP client on the process's one TLS configuration (reqwest has no default provider).
+pub fn http_client() -> reqwest::Client {
+    Tls::new().client_builder().build().expect("client")
+}
+
+/// The AWS SDK's HTTP client as the functions build it.
+pub fn aws_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    let http = transport::aws_reqwest_client(&Tls::new(), Duration::from_secs(1)).expect("client");
+    transport::aws_http_client(http)
+}
+
+/// A DynamoDB client as the functions build it: the SDK sending through our HTTP client.
 pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
+        .http_client(aws_http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "tests"))
@@ -68,7 +82,10 @@ pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
     definition["TableName"] = json!(name);
     // The definition is CreateTable's own JSON input, so it goes to DynamoDB as it is.
     let endpoint = dynamodb_endpoint();
-    let response = reqwest::Client::new()
+    let response = Tls::new()
+        .client_builder()
+        .build()
+        .expect("client")
         .post(&endpoint)
         .header("X-Amz-Target", "DynamoDB_20120810.CreateTable")
         .header("Content-Type", "application/x-amz-json-1.0")
@@ -109,7 +126,7 @@ pub fn nango_client(host: &str, timeouts: NangoTimeouts) -> NangoClient {
         NangoConfig::from_source(&[("NANGO_HOST", host), ("NANGO_SECRET_KEY", SECRET_KEY)])
             .expect("valid config");
     config.timeouts = timeouts;
-    NangoClient::new(&config).expect("client")
+    NangoClient::new(&config, &Tls::new()).expect("client")
 }
 
 /// A Lambda handler of the shared crate.
