@@ -598,3 +598,32 @@ mod properties {
         }
     }
 }
+
+/// Fuzz targets (see [`crate::fuzzing`]): open text from outside is cut to the documented caps.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{fuzz, text};
+
+    #[test]
+    fn bounded_text_is_the_longest_prefix_within_the_cap() {
+        fuzz(
+            "connection::bounded / Failure::new",
+            (text(3000), text(3000), 0..300usize),
+            |(kind, description, max)| {
+                let cut = bounded(&description, max);
+                prop_assert!(description.starts_with(&cut));
+                prop_assert_eq!(cut.chars().count(), description.chars().count().min(max));
+                let failure = Failure::new(&kind, &description);
+                prop_assert_eq!(failure.kind, bounded(&kind, MAX_ERROR_TYPE_CHARS));
+                prop_assert_eq!(
+                    failure.description,
+                    bounded(&description, MAX_ERROR_DESCRIPTION_CHARS)
+                );
+                Ok(())
+            },
+        );
+    }
+}

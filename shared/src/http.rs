@@ -560,3 +560,81 @@ mod tests {
         assert!(!body.to_string().contains("10.0.0.7"));
     }
 }
+
+/// Fuzz targets (see [`crate::fuzzing`]): request bodies, before any handler reads them.
+#[cfg(test)]
+mod fuzz {
+    use lambda_http::http::HeaderValue;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+    use crate::fuzzing::fuzz;
+
+    #[test]
+    fn a_body_is_handed_on_only_within_the_limit() {
+        let declared = prop_oneof![
+            1 => Just(None),
+            2 => (0..40_000usize).prop_map(|n| Some(n.to_string().into_bytes())),
+            1 => prop::collection::vec(any::<u8>(), 0..24).prop_map(Some),
+            1 => Just(Some(b"18446744073709551616".to_vec())),
+        ];
+        fuzz(
+            "http::body_within",
+            (declared, 0..40_000usize, 0..40_000usize),
+            |(declared, length, limit)| {
+                let body = vec![b'x'; length];
+                let mut request = Request::new(Body::Binary(body.clone()));
+                let header = declared.and_then(|d| HeaderValue::from_bytes(&d).ok());
+                if let Some(header) = &header {
+                    request.headers_mut().insert(CONTENT_LENGTH, header.clone());
+                }
+                let declared_too_long = header
+                    .and_then(|h| h.to_str().ok()?.parse::<usize>().ok())
+                    .is_some_and(|n| n > limit);
+                match body_within(&request, limit) {
+                    Ok(read) => {
+                        prop_assert_eq!(read, body.as_slice());
+                        prop_assert!(read.len() <= limit && !declared_too_long);
+                    }
+                    Err(refused) => {
+                        prop_assert_eq!(refused, limit);
+                        prop_assert!(length > limit || declared_too_long);
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// Any bytes: nothing but whitespace is no body, an object is read, anything else refused.
+    #[test]
+    fn only_a_json_object_is_read_as_a_body() {
+        let body = prop_oneof![
+            2 => prop::collection::vec(any::<u8>(), 0..256),
+            1 => prop::collection::vec(prop::sample::select(b" \t\r\n{}[]\":,0a".to_vec()), 0..64),
+            1 => "[ \t\r\n]{0,3}\\{\"[a-z]{1,3}\":(1|\"x\"|null|\\[\\])\\}[ \t\r\n]{0,3}".prop_map(String::into_bytes),
+        ];
+        fuzz("http::parse_json (any bytes)", body, |body| {
+            let read = parse_json::<Map<String, Value>>(&body);
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            match read {
+                Ok(None) => prop_assert!(first.is_none()),
+                Ok(Some(object)) => {
+                    prop_assert_eq!(first, Some(&b'{'));
+                    prop_assert_eq!(
+                        serde_json::from_slice::<Value>(&body).ok(),
+                        Some(Value::Object(object))
+                    );
+                }
+                Err(ApiError::InvalidBody(_)) => {
+                    prop_assert!(
+                        serde_json::from_slice::<Value>(&body).map_or(true, |v| !v.is_object())
+                    );
+                }
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+            Ok(())
+        });
+    }
+}

@@ -366,3 +366,152 @@ mod tests {
         assert_eq!(identity.email, None);
     }
 }
+
+/// Fuzz targets (see [`crate::fuzzing`]): claims as API Gateway hands them over, held to the
+/// documented rule for owner ids.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{fuzz, nasty_string, text};
+
+    /// Whitespace as `str::trim` knows it, around a value.
+    fn padding() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(vec![
+                ' ', '\t', '\n', '\r', '\u{a0}', '\u{2028}', '\u{3000}',
+            ]),
+            0..3,
+        )
+        .prop_map(String::from_iter)
+    }
+
+    /// Claim values: odd text, placeholders in any case, and JSON values as API Gateway writes
+    /// them (`[a b]`) or as a serializer would (`["a","b"]`, `{"id":1}`).
+    fn claim() -> impl Strategy<Value = String> {
+        let placeholder = (
+            prop::sample::select(PLACEHOLDERS.to_vec()),
+            prop::collection::vec(any::<bool>(), 9),
+        )
+            .prop_map(|(word, upper)| {
+                word.chars()
+                    .zip(upper)
+                    .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+                    .collect::<String>()
+            });
+        let structured = (nasty_string(30), any::<bool>()).prop_map(|(inside, array)| {
+            if array {
+                format!("[{inside}]")
+            } else {
+                format!("{{{inside}}}")
+            }
+        });
+        (
+            padding(),
+            prop_oneof![
+                4 => text(300),
+                2 => placeholder,
+                2 => structured,
+                2 => "[a-zA-Z0-9|@._-]{1,40}",
+            ],
+            padding(),
+        )
+            .prop_map(|(before, value, after)| before + &value + &after)
+    }
+
+    #[test]
+    fn owner_ids_follow_the_documented_rule() {
+        fuzz(
+            "identity::EndUserId::parse / OrganizationId::parse",
+            claim(),
+            |raw| {
+                let value = raw.trim();
+                let lower = value.to_lowercase();
+                let names_nobody = value.is_empty()
+                    || PLACEHOLDERS.contains(&lower.as_str())
+                    || (value.starts_with('[') && value.ends_with(']'))
+                    || (value.starts_with('{') && value.ends_with('}'));
+                let storable = (1..=255).contains(&value.encode_utf16().count())
+                    && !value.chars().any(char::is_control);
+                let expected = if names_nobody {
+                    Err(IdError::NotAnId)
+                } else if storable {
+                    Ok(value)
+                } else {
+                    Err(IdError::Invalid)
+                };
+                let user = EndUserId::parse(&raw);
+                let organization = OrganizationId::parse(&raw);
+                prop_assert_eq!(
+                    user.as_ref().map(|id| id.as_str()).map_err(|e| *e),
+                    expected
+                );
+                prop_assert_eq!(
+                    organization.as_ref().map(|id| id.as_str()).map_err(|e| *e),
+                    expected
+                );
+                if let Ok(id) = user {
+                    // Trimmed, a valid tag value, and parsing it again is the same id.
+                    prop_assert!(tags::is_valid_value(&id));
+                    prop_assert_eq!(EndUserId::parse(&id), Ok(id.clone()));
+                }
+                Ok(())
+            },
+        );
+    }
+
+    fn claims() -> impl Strategy<Value = HashMap<String, String>> {
+        let name = prop::sample::select(vec!["sub", "email", "name", "org_id", "iss", "custom:x"]);
+        prop::collection::hash_map(name.prop_map(str::to_owned), claim(), 0..6)
+    }
+
+    #[test]
+    fn claims_become_an_identity_only_as_documented() {
+        fuzz("identity::Identity::from_claims", claims(), |claims| {
+            let names = ClaimNames::default();
+            let identity = Identity::from_claims(&claims, &names);
+            let sub = claims.get("sub").map(|s| EndUserId::parse(s));
+            let org = claims.get("org_id").map(|s| OrganizationId::parse(s));
+            match (&sub, &org) {
+                (None | Some(Err(IdError::NotAnId)), _) => {
+                    prop_assert_eq!(identity, Err(IdentityError::NoEndUserId));
+                }
+                (Some(Err(IdError::Invalid)), _) => {
+                    prop_assert_eq!(identity, Err(IdentityError::Unusable("end user id")));
+                }
+                (_, Some(Err(IdError::Invalid))) => {
+                    prop_assert_eq!(identity, Err(IdentityError::Unusable("organization id")));
+                }
+                (Some(Ok(user)), org) => {
+                    let identity = identity.expect("a valid sub and no invalid org_id");
+                    prop_assert_eq!(&identity.end_user_id, user);
+                    prop_assert_eq!(
+                        identity.organization_id.as_ref(),
+                        org.as_ref().and_then(|o| o.as_ref().ok())
+                    );
+                    if let Some(email) = &identity.email {
+                        prop_assert!(tags::is_valid_email(email));
+                        prop_assert_eq!(
+                            Some(email.as_str()),
+                            claims.get("email").map(|e| e.trim())
+                        );
+                    }
+                    if let Some(name) = &identity.display_name {
+                        prop_assert!(tags::is_valid_value(name));
+                        prop_assert!(claims["name"].trim().starts_with(name.as_str()));
+                    }
+                    // Every tag made from it is one Nango accepts.
+                    let made = identity.tags();
+                    prop_assert!(made.iter().count() <= 4);
+                    prop_assert!(
+                        made.iter()
+                            .all(|(k, v)| tags::is_valid_key(k) && tags::is_valid_value(v))
+                    );
+                    prop_assert_eq!(made.get(tags::END_USER_ID), Some(user.as_str()));
+                }
+            }
+            Ok(())
+        });
+    }
+}

@@ -12,6 +12,8 @@ pub mod bootstrap;
 pub mod config;
 pub mod connection;
 pub mod events;
+#[cfg(test)]
+mod fuzzing;
 pub mod handlers;
 pub mod http;
 pub mod identity;

@@ -396,3 +396,59 @@ mod tests {
         assert!(now.ends_with('Z'));
     }
 }
+
+/// Fuzz target (see [`crate::fuzzing`]): whatever webhooks say, the item stored fits DynamoDB with
+/// room to spare, and reads back as written.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::fuzz;
+    use crate::webhook::{self, Notice};
+
+    /// DynamoDB's own count: names and strings in UTF-8 bytes, a number by its digits, a map
+    /// 3 bytes plus 1 per entry.
+    fn size(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::M(map) => {
+                3 + map
+                    .iter()
+                    .map(|(k, v)| k.len() + size(v) + 1)
+                    .sum::<usize>()
+            }
+            other => panic!("the store writes no {other:?}"),
+        }
+    }
+
+    /// A tenth of DynamoDB's 400 KB: "well under", whatever the webhook carried.
+    const ITEM_BUDGET: usize = 40 * 1024;
+
+    #[test]
+    fn items_from_any_webhooks_fit_and_read_back() {
+        fuzz(
+            "store item size (webhooks applied in turn)",
+            prop::collection::vec(webhook::payload::fuzz::webhook(), 1..5),
+            |webhooks| {
+                let mut current: Option<Connection> = None;
+                for (i, body) in webhooks.iter().enumerate() {
+                    let bytes = serde_json::to_vec(body).expect("serializes");
+                    let Ok(Notice::Connection(event)) = webhook::parse(&bytes) else {
+                        continue;
+                    };
+                    let now = format!("2026-11-26T10:00:{i:02}.000Z");
+                    if let Some(next) = connection::apply(current.as_ref(), &event, &now) {
+                        let item = to_item(&next);
+                        let bytes: usize = item.iter().map(|(k, v)| k.len() + size(v)).sum();
+                        prop_assert!(bytes <= ITEM_BUDGET, "{bytes} bytes");
+                        prop_assert_eq!(from_item(&item).ok(), Some(next.clone()));
+                        current = Some(next);
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+}

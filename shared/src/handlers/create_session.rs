@@ -98,3 +98,69 @@ impl CreateSession {
         }
     }
 }
+
+/// Fuzz target (see [`crate::fuzzing`]): `POST /sessions` bodies.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fuzzing::{fuzz, text};
+
+    #[test]
+    fn a_session_body_is_read_only_as_documented() {
+        let element = prop_oneof![
+            3 => "[a-z][a-z0-9-]{0,20}".prop_map(Value::String),
+            1 => text(300).prop_map(Value::String),
+            1 => prop::sample::select(vec![json!(null), json!(7), json!(u64::MAX), json!(["github"]), json!({})]),
+        ];
+        let integrations = prop_oneof![
+            4 => prop::collection::vec(element, 0..5).prop_map(Value::Array),
+            1 => prop::sample::select(vec![json!(null), json!("github"), json!({}), json!(1)]),
+        ];
+        let body = (prop::option::of(integrations), any::<bool>(), any::<bool>());
+        fuzz(
+            "handlers::create_session body",
+            body,
+            |(integrations, unknown_field, repeated)| {
+                let mut object = serde_json::Map::new();
+                if let Some(integrations) = &integrations {
+                    object.insert("allowedIntegrations".into(), integrations.clone());
+                }
+                if unknown_field {
+                    object.insert("allowed_integrations".into(), json!(["github"]));
+                }
+                let mut text = Value::Object(object).to_string();
+                if repeated && integrations.is_some() {
+                    text.insert_str(1, r#""allowedIntegrations":[],"#);
+                }
+                let read = http::parse_json::<CreateSessionRequest>(text.as_bytes());
+                let ids = match &integrations {
+                    None | Some(Value::Null) => Some(None),
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .map(|item| IntegrationId::parse(item.as_str()?).ok())
+                        .collect::<Option<Vec<_>>>()
+                        .map(Some),
+                    Some(_) => None,
+                };
+                // Unknown fields and a repeated field are refused, not guessed at.
+                let expected =
+                    ids.filter(|_| !(unknown_field || repeated && integrations.is_some()));
+                match (read, expected) {
+                    (Ok(Some(request)), Some(ids)) => {
+                        prop_assert_eq!(request.allowed_integrations, ids);
+                    }
+                    (Err(ApiError::InvalidBody(_)), None) => {}
+                    (read, expected) => prop_assert!(
+                        false,
+                        "{text}: read {:?}, expected {expected:?}",
+                        read.map(|r| r.map(|r| r.allowed_integrations))
+                    ),
+                }
+                Ok(())
+            },
+        );
+    }
+}

@@ -58,14 +58,7 @@ impl ListConnections {
         let identity = Identity::from_request(&request, &self.claims)?;
         let query = request.query_string_parameters_ref();
         let parameter = |name| query.and_then(|q| q.first(name));
-        let size = match parameter("limit") {
-            None => DEFAULT_PAGE_SIZE,
-            Some(limit) => limit
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                .ok_or(ApiError::InvalidLimit)?,
-        };
+        let size = page_size(parameter("limit"))?;
         // The organization's index is read only when the policy lets members see its connections.
         let owners = Owners {
             end_user_id: &identity.end_user_id,
@@ -88,5 +81,56 @@ impl ListConnections {
             next_cursor: page.next.map(|cursor| cursor.encode()),
         };
         Ok(http::json(StatusCode::OK, &body))
+    }
+}
+
+/// The `limit` parameter: a whole number from 1 to [`MAX_PAGE_SIZE`], [`DEFAULT_PAGE_SIZE`] when absent.
+fn page_size(limit: Option<&str>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(limit) => limit
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or(ApiError::InvalidLimit),
+    }
+}
+
+/// Fuzz target (see [`crate::fuzzing`]): any `limit` a caller may send.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{fuzz, nasty_string};
+
+    #[test]
+    fn a_limit_is_a_whole_number_from_1_to_100() {
+        let limit = prop_oneof![
+            2 => (0..=120u32).prop_map(|n| n.to_string()),
+            1 => "[+-]?0{0,3}[0-9]{1,25}",
+            1 => any::<i128>().prop_map(|n| n.to_string()),
+            1 => "[0-9 .eE+x_-]{0,8}",
+            1 => nasty_string(30),
+        ];
+        fuzz("handlers::list_connections limit", limit, |limit| {
+            // Digits (after an optional `+`) spelling a number in range; leading zeros allowed.
+            let digits = limit.strip_prefix('+').unwrap_or(&limit);
+            let whole = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            let value = digits.trim_start_matches('0');
+            let in_range = whole
+                && value.len() <= 3
+                && value.parse::<usize>().is_ok_and(|n| (1..=100).contains(&n));
+            match page_size(Some(&limit)) {
+                Ok(size) => {
+                    prop_assert!(in_range, "{limit:?} accepted");
+                    prop_assert_eq!(Some(size), value.parse().ok());
+                }
+                Err(ApiError::InvalidLimit) => prop_assert!(!in_range, "{limit:?} refused"),
+                Err(other) => prop_assert!(false, "{limit:?}: {other}"),
+            }
+            Ok(())
+        });
+        assert_eq!(page_size(None).ok(), Some(DEFAULT_PAGE_SIZE));
     }
 }

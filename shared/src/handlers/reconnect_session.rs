@@ -88,3 +88,52 @@ impl ReconnectSession {
         ))
     }
 }
+
+/// Fuzz target (see [`crate::fuzzing`]): `POST /sessions/reconnect` bodies.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fuzzing::{fuzz, text};
+
+    #[test]
+    fn a_reconnect_body_names_one_valid_connection_id() {
+        let id = prop_oneof![
+            3 => "[a-z0-9-]{1,40}".prop_map(Value::String),
+            2 => text(300).prop_map(Value::String),
+            1 => prop::sample::select(vec![json!(null), json!(7), json!(["c1"]), json!({"id": "c1"})]),
+        ];
+        fuzz(
+            "handlers::reconnect_session body",
+            (prop::option::of(id), any::<bool>()),
+            |(id, unknown_field)| {
+                let mut object = serde_json::Map::new();
+                if let Some(id) = &id {
+                    object.insert("connectionId".into(), id.clone());
+                }
+                if unknown_field {
+                    object.insert("connection_id".into(), json!("c1"));
+                }
+                let text = Value::Object(object).to_string();
+                let read = http::parse_json::<ReconnectRequest>(text.as_bytes());
+                let expected = id
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .and_then(|id| ConnectionId::parse(id).ok())
+                    .filter(|_| !unknown_field);
+                match (read, expected) {
+                    (Ok(Some(request)), Some(id)) => prop_assert_eq!(request.connection_id, id),
+                    (Err(ApiError::InvalidBody(_)), None) => {}
+                    (read, expected) => prop_assert!(
+                        false,
+                        "{text}: read {:?}, expected {expected:?}",
+                        read.map(|r| r.map(|r| r.connection_id))
+                    ),
+                }
+                Ok(())
+            },
+        );
+    }
+}

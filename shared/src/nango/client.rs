@@ -301,21 +301,45 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     )
 }
 
+/// The longest wait taken from a `Retry-After` (and passed on to our caller). Nango's rate limits
+/// reset within minutes; anything longer is a misbehaving proxy, and a wait near `u64::MAX` seconds
+/// would overflow the deadline arithmetic (`Instant + Duration` panics).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// `Retry-After` is seconds (what Nango sends) or an HTTP date (what a proxy in front of a
-/// self-hosted Nango may send); a date in the past means now.
+/// self-hosted Nango may send); a date in the past means now. At most [`MAX_RETRY_AFTER`].
 fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 async fn rejected(response: reqwest::Response) -> NangoError {
     let status = response.status().as_u16();
     let body = response.bytes().await.unwrap_or_default();
-    let error = match serde_json::from_slice::<ErrorEnvelope>(&body) {
+    let error = rejection(status, &body);
+    // Nango's own words say what to fix; they hold no secret, so they go to the log (not to the caller).
+    if let NangoError::Rejected {
+        code,
+        message,
+        errors,
+        ..
+    } = &error
+    {
+        tracing::warn!(status, code, message = message.as_deref().unwrap_or(""), errors = ?errors, "Nango refused the request");
+    }
+    error
+}
+
+/// A 4xx answer's body read as Nango's error envelope, or `unknown` when it is not one.
+fn rejection(status: u16, body: &[u8]) -> NangoError {
+    match serde_json::from_slice::<ErrorEnvelope>(body) {
         Ok(ErrorEnvelope { error }) => NangoError::Rejected {
             status,
             code: error.code,
@@ -328,18 +352,7 @@ async fn rejected(response: reqwest::Response) -> NangoError {
             message: None,
             errors: Vec::new(),
         },
-    };
-    // Nango's own words say what to fix; they hold no secret, so they go to the log (not to the caller).
-    if let NangoError::Rejected {
-        code,
-        message,
-        errors,
-        ..
-    } = &error
-    {
-        tracing::warn!(status, code, message = message.as_deref().unwrap_or(""), errors = ?errors, "Nango refused the request");
     }
-    error
 }
 
 /// reqwest's messages include the URL; keep errors to the cause alone.
@@ -378,5 +391,228 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    /// Found by fuzzing: `u64::MAX` seconds overflowed the client's deadline arithmetic.
+    #[test]
+    fn retry_after_is_capped() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 10:00:00 GMT").unwrap();
+        for huge in [
+            "18446744073709551615",
+            "3601",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(huge, now),
+                Some(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+    }
+}
+
+/// Fuzz targets (see [`crate::fuzzing`]): Nango's answers as the client reads them.
+#[cfg(test)]
+mod fuzz {
+    use std::time::UNIX_EPOCH;
+
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fuzzing::{fuzz, nasty_string, text};
+
+    /// The last second an HTTP date can name: 9999-12-31T23:59:59Z.
+    const LAST_HTTP_DATE: u64 = 253_402_300_799;
+
+    fn junk() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!(true)),
+            Just(json!(u64::MAX)),
+            Just(json!(-1.5e300)),
+            Just(json!([1, "a"])),
+            Just(json!({"a": {"b": []}})),
+            text(40).prop_map(Value::String),
+        ]
+    }
+
+    fn string_or_junk() -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            4 => text(300).prop_map(|s| Some(Value::String(s))),
+            1 => Just(None),
+            1 => junk().prop_map(Some),
+        ]
+    }
+
+    fn object(fields: Vec<(&str, Option<Value>)>) -> Value {
+        Value::Object(
+            fields
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn retry_after_is_read_exactly_and_never_beyond_the_cap() {
+        let header = prop_oneof![
+            2 => any::<u64>().prop_map(|n| n.to_string()),
+            1 => (0..7200u64).prop_map(|n| format!(" {n}\t")),
+            3 => (0..=LAST_HTTP_DATE)
+                .prop_map(|s| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(s))),
+            1 => nasty_string(40),
+            1 => "[A-Za-z0-9 ,:+-]{0,40}",
+        ];
+        let now = (0..=LAST_HTTP_DATE, 0..1_000_000_000u32)
+            .prop_map(|(s, n)| UNIX_EPOCH + Duration::new(s, n));
+        fuzz(
+            "nango::client::parse_retry_after",
+            (header, now),
+            |(header, now)| {
+                let wait = parse_retry_after(&header, now);
+                prop_assert!(wait.is_none_or(|w| w <= MAX_RETRY_AFTER));
+                let value = header.trim();
+                if let Ok(seconds) = value.parse::<u64>() {
+                    prop_assert_eq!(
+                        wait,
+                        Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+                    );
+                } else if let Ok(at) = httpdate::parse_http_date(value) {
+                    let expected = at
+                        .duration_since(now)
+                        .unwrap_or_default()
+                        .min(MAX_RETRY_AFTER);
+                    prop_assert_eq!(wait, Some(expected));
+                } else {
+                    prop_assert_eq!(wait, None);
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// Nango's session answer, each field now and then missing or of the wrong type: read only
+    /// when it is what Nango documents, and then exactly.
+    #[test]
+    fn session_answers_are_read_only_when_well_formed() {
+        let answer = (
+            string_or_junk(),
+            string_or_junk(),
+            string_or_junk(),
+            any::<bool>(),
+        )
+            .prop_map(|(token, link, expires, wrapped)| {
+                let data = object(vec![
+                    ("token", token),
+                    ("connect_link", link),
+                    ("expires_at", expires),
+                ]);
+                if wrapped {
+                    json!({ "data": data })
+                } else {
+                    data
+                }
+            });
+        fuzz("nango::client session envelope", answer, |answer| {
+            let body = serde_json::to_vec(&answer).expect("serializes");
+            let read = serde_json::from_slice::<SessionEnvelope>(&body)
+                .map(|e| ConnectSession::from(e.data));
+            let data = answer.get("data").filter(|d| d.is_object());
+            let field = |name: &str| data.and_then(|d| d.get(name));
+            let well_formed = data.is_some()
+                && field("token").is_some_and(Value::is_string)
+                && field("expires_at").is_some_and(Value::is_string)
+                && field("connect_link").is_none_or(|l| l.is_string() || l.is_null());
+            match read {
+                Ok(session) => {
+                    prop_assert!(well_formed, "{answer}");
+                    prop_assert_eq!(
+                        Some(session.token.as_str()),
+                        field("token").and_then(Value::as_str)
+                    );
+                    prop_assert_eq!(
+                        Some(session.expires_at.as_str()),
+                        field("expires_at").and_then(Value::as_str)
+                    );
+                    prop_assert_eq!(
+                        session.connect_link.as_deref(),
+                        field("connect_link").and_then(Value::as_str)
+                    );
+                    // The token is a credential: its Debug form never shows it.
+                    if session.token.len() >= 12 && !session.expires_at.contains(&session.token) {
+                        let shown = format!("{session:?}");
+                        prop_assert!(!shown.contains(&session.token));
+                    }
+                }
+                Err(_) => prop_assert!(!well_formed, "{answer}"),
+            }
+            Ok(())
+        });
+    }
+
+    /// Any 4xx body: the status is kept, Nango's code taken when the envelope is well formed, and
+    /// `unknown` otherwise. Never a panic.
+    #[test]
+    fn error_answers_keep_the_status_and_nangos_code_when_there_is_one() {
+        let field_error = (
+            string_or_junk(),
+            string_or_junk(),
+            prop::option::of(prop::collection::vec(junk(), 0..3)),
+        )
+            .prop_map(|(code, message, path)| {
+                object(vec![
+                    ("code", code),
+                    ("message", message),
+                    ("path", path.map(Value::Array)),
+                ])
+            });
+        let envelope = (string_or_junk(), string_or_junk(), prop::option::of(prop::collection::vec(field_error, 0..3)))
+            .prop_map(|(code, message, errors)| {
+                json!({ "error": object(vec![("code", code), ("message", message), ("errors", errors.map(Value::Array))]) })
+            });
+        let body = prop_oneof![
+            3 => envelope.prop_map(|e| serde_json::to_vec(&e).expect("serializes")),
+            1 => prop::collection::vec(any::<u8>(), 0..256),
+        ];
+        fuzz(
+            "nango::client error envelope",
+            (400..500u16, body),
+            |(status, body)| {
+                let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+                let error = parsed.as_ref().and_then(|v| v.get("error"));
+                let text_or_null =
+                    |v: Option<&Value>| v.is_none_or(|v| v.is_string() || v.is_null());
+                let well_formed = error.is_some_and(|e| {
+                    e.get("code").is_some_and(Value::is_string)
+                        && text_or_null(e.get("message"))
+                        && e.get("errors").is_none_or(|list| {
+                            list.as_array().is_some_and(|list| {
+                                list.iter().all(|item| {
+                                    item.is_object()
+                                        && text_or_null(item.get("code"))
+                                        && text_or_null(item.get("message"))
+                                        && item.get("path").is_none_or(Value::is_array)
+                                })
+                            })
+                        })
+                });
+                match rejection(status, &body) {
+                    NangoError::Rejected {
+                        status: kept, code, ..
+                    } => {
+                        prop_assert_eq!(kept, status);
+                        let expected =
+                            match error.and_then(|e| e.get("code")).and_then(Value::as_str) {
+                                Some(nango_code) if well_formed => nango_code,
+                                _ => "unknown",
+                            };
+                        prop_assert_eq!(code, expected);
+                    }
+                    other => prop_assert!(false, "{other:?}"),
+                }
+                Ok(())
+            },
+        );
     }
 }

@@ -245,3 +245,102 @@ mod tests {
         );
     }
 }
+
+/// Fuzz targets (see [`crate::fuzzing`]): tags from outside, held to Nango's rules.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{fuzz, text};
+
+    /// Nango's key rule, `^[a-zA-Z][a-zA-Z0-9_\-./]*$` and at most 64 characters, written out.
+    fn nango_accepts_key(key: &str) -> bool {
+        let mut chars = key.chars();
+        key.chars().count() <= 64
+            && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => prop::sample::select(vec![END_USER_ID, ORGANIZATION_ID, END_USER_EMAIL])
+                .prop_map(str::to_owned),
+            3 => "[a-zA-Z][a-zA-Z0-9_./-]{0,70}",
+            2 => text(80),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => text(300),
+            1 => "(😀|é|x){0,130}",
+        ]
+    }
+
+    #[test]
+    fn keys_and_values_follow_nangos_rules() {
+        fuzz(
+            "nango::tags::is_valid_key / is_valid_value",
+            (key(), value()),
+            |(key, value)| {
+                prop_assert_eq!(is_valid_key(&key), nango_accepts_key(&key), "{:?}", key);
+                let units = value.encode_utf16().count();
+                prop_assert_eq!(is_valid_value(&value), (1..=255).contains(&units));
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn truncation_is_the_longest_valid_prefix() {
+        fuzz("nango::tags::truncate_value", value(), |value| {
+            let cut = truncate_value(&value);
+            prop_assert!(value.starts_with(cut));
+            prop_assert!(cut.encode_utf16().count() <= MAX_VALUE_UNITS);
+            if is_valid_value(&value) {
+                prop_assert_eq!(cut, value.as_str());
+            } else if let Some(next) = value[cut.len()..].chars().next() {
+                // One more character would be too many.
+                prop_assert!(cut.encode_utf16().count() + next.len_utf16() > MAX_VALUE_UNITS);
+            }
+            if !value.is_empty() {
+                prop_assert!(is_valid_value(cut));
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn untrusted_tags_are_at_most_ten_valid_ones_owner_tags_kept() {
+        fuzz(
+            "nango::tags::Tags::from_untrusted",
+            prop::collection::vec((key(), value()), 0..40),
+            |entries| {
+                let tags = Tags::from_untrusted(entries.clone());
+                prop_assert!(tags.iter().count() <= MAX_TAGS);
+                // The first acceptable value of a key, in the order given.
+                let first_valid = |key: &str| {
+                    entries
+                        .iter()
+                        .find(|(k, v)| k == key && is_valid_key(k) && is_valid_value(v))
+                        .map(|(_, v)| v.as_str())
+                };
+                for (key, value) in tags.iter() {
+                    prop_assert!(nango_accepts_key(key) && is_valid_value(value));
+                    prop_assert_eq!(Some(value), first_valid(key), "{}", key);
+                }
+                for owner in OWNER_KEYS {
+                    prop_assert_eq!(tags.get(owner), first_valid(owner), "{}", owner);
+                }
+                let distinct_valid: std::collections::BTreeSet<&str> = entries
+                    .iter()
+                    .filter(|(k, v)| is_valid_key(k) && is_valid_value(v))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                prop_assert_eq!(tags.iter().count(), distinct_valid.len().min(MAX_TAGS));
+                Ok(())
+            },
+        );
+    }
+}

@@ -322,3 +322,134 @@ mod tests {
         assert!(Cursor::decode(&encode(format!(r#"{{"o":"{fingerprint}"}}"#)), &me).is_ok());
     }
 }
+
+/// Fuzz targets (see [`crate::fuzzing`]): cursors as a caller may send them back.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{fuzz, nasty_string};
+
+    fn owner_ids() -> impl Strategy<Value = (EndUserId, Option<OrganizationId>)> {
+        let id = "[a-z0-9|@._ -]{0,12}[a-z0-9]";
+        (id, prop::option::of(id)).prop_map(|(user, org)| {
+            (
+                EndUserId::parse(&user).expect("a plain id"),
+                org.map(|o| OrganizationId::parse(&o).expect("a plain id")),
+            )
+        })
+    }
+
+    fn timestamp() -> impl Strategy<Value = String> {
+        (
+            0..10_000u32,
+            1..13u32,
+            1..29u32,
+            0..24u32,
+            0..60u32,
+            0..60u32,
+            0..1000u32,
+        )
+            .prop_map(|(y, mo, d, h, mi, s, ms)| {
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+            })
+    }
+
+    fn position() -> impl Strategy<Value = Option<Position>> {
+        prop::option::of((timestamp(), nasty_string(40)).prop_filter_map(
+            "a connection id",
+            |(created_at, id)| {
+                Some(Position {
+                    created_at,
+                    connection_id: ConnectionId::parse(&id).ok()?,
+                })
+            },
+        ))
+    }
+
+    #[test]
+    fn a_cursor_decodes_to_itself_for_its_owners_and_for_no_one_else() {
+        fuzz(
+            "store::Cursor encode / decode (owners)",
+            (owner_ids(), owner_ids(), position(), position()),
+            |((user, org), (other_user, other_org), mine, team)| {
+                let owners = Owners {
+                    end_user_id: &user,
+                    organization_id: org.as_ref(),
+                };
+                let cursor = Cursor {
+                    owners: owners.fingerprint(),
+                    mine,
+                    team,
+                };
+                let text = cursor.encode();
+                prop_assert_eq!(Cursor::decode(&text, &owners), Ok(cursor));
+                let others = Owners {
+                    end_user_id: &other_user,
+                    organization_id: other_org.as_ref(),
+                };
+                if (&user, &org) != (&other_user, &other_org) {
+                    prop_assert_eq!(Cursor::decode(&text, &others), Err(InvalidCursor));
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// Any text, and a valid cursor with a byte changed or cut: never a panic, and whatever decodes
+    /// is sound and encodes back to the same cursor.
+    #[test]
+    fn any_cursor_text_decodes_only_to_a_sound_cursor() {
+        let user = EndUserId::parse("alice").expect("an id");
+        let org = OrganizationId::parse("acme").expect("an id");
+        let owners = Owners {
+            end_user_id: &user,
+            organization_id: Some(&org),
+        };
+        let fingerprint = owners.fingerprint();
+        let valid = (position(), position()).prop_map(move |(mine, team)| {
+            Cursor {
+                owners: fingerprint.clone(),
+                mine,
+                team,
+            }
+            .encode()
+        });
+        let damaged = (
+            valid,
+            any::<prop::sample::Index>(),
+            any::<u8>(),
+            any::<bool>(),
+        )
+            .prop_map(|(text, at, byte, cut)| {
+                let mut bytes = text.into_bytes();
+                let at = at.index(bytes.len());
+                if cut {
+                    bytes.truncate(at);
+                } else {
+                    bytes[at] = byte;
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            });
+        let text = prop_oneof![
+            1 => nasty_string(200),
+            1 => "[A-Za-z0-9_-]{0,200}",
+            3 => damaged,
+        ];
+        fuzz("store::Cursor::decode (any text)", text, |text| {
+            if let Ok(cursor) = Cursor::decode(&text, &owners) {
+                for position in [&cursor.mine, &cursor.team].into_iter().flatten() {
+                    prop_assert!(is_timestamp(&position.created_at));
+                }
+                prop_assert_eq!(
+                    Cursor::decode(&cursor.encode(), &owners),
+                    Ok(cursor.clone())
+                );
+                // The text was the canonical spelling: decoding is one to one.
+                prop_assert_eq!(cursor.encode(), text);
+            }
+            Ok(())
+        });
+    }
+}

@@ -379,3 +379,437 @@ mod tests {
         ));
     }
 }
+
+/// Fuzz targets (see [`crate::fuzzing`]): what the parser makes of any bytes a verified webhook may
+/// carry, held against a model of the documented rules.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::connection::{MAX_ERROR_DESCRIPTION_CHARS, MAX_ERROR_TYPE_CHARS};
+    use crate::fuzzing::{fuzz, text};
+    use crate::nango::tags::{is_valid_key, is_valid_value};
+
+    /// A JSON value of the wrong kind for any field: null, booleans, extreme numbers, a string, or
+    /// a nested object. Arrays are left out: serde reads an array as a struct's fields in order,
+    /// which the model below does not follow (and which only a signed webhook could send).
+    fn junk() -> BoxedStrategy<Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            prop::sample::select(vec![
+                json!(0),
+                json!(-1),
+                json!(u64::MAX),
+                json!(i64::MIN),
+                json!(1.5e308),
+                json!(-0.0),
+            ]),
+            text(64).prop_map(Value::String),
+            Just(json!({"nested": {"deeper": [1, {"x": null}]}})),
+        ]
+        .boxed()
+    }
+
+    /// `valid` most of the time; otherwise absent (`None`) or junk.
+    fn field(valid: impl Strategy<Value = Value> + 'static) -> BoxedStrategy<Option<Value>> {
+        prop_oneof![
+            6 => valid.prop_map(Some),
+            1 => Just(None),
+            1 => junk().prop_map(Some),
+        ]
+        .boxed()
+    }
+
+    fn string_of(values: &[&'static str]) -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => prop::sample::select(values.to_vec()).prop_map(|s| Value::String(s.to_owned())),
+            1 => text(300).prop_map(Value::String),
+        ]
+    }
+
+    /// Ids as Nango makes them, and ones it never would (empty, `..`, over 255, control characters).
+    fn id() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => "[a-z0-9][a-z0-9-]{0,40}".prop_map(Value::String),
+            1 => text(300).prop_map(Value::String),
+        ]
+    }
+
+    fn tag_key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(vec![
+                "end_user_id",
+                "organization_id",
+                "end_user_email",
+                "end_user_display_name",
+            ])
+            .prop_map(str::to_owned),
+            3 => "[a-zA-Z][a-zA-Z0-9_./-]{0,70}",
+            1 => text(80),
+        ]
+    }
+
+    fn tags() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            6 => prop::collection::vec(
+                (tag_key(), prop_oneof![5 => text(300).prop_map(Value::String), 1 => junk()]),
+                0..16,
+            )
+            .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            1 => junk(),
+        ]
+    }
+
+    fn object(fields: Vec<(&'static str, Option<Value>)>) -> Value {
+        Value::Object(
+            fields
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+                .collect(),
+        )
+    }
+
+    /// A webhook as Nango sends it, each field now and then missing, of the wrong type or huge.
+    pub(crate) fn webhook() -> BoxedStrategy<Map<String, Value>> {
+        let end_user = (
+            field(text(300).prop_map(Value::String)),
+            field(text(300).prop_map(Value::String)),
+        )
+            .prop_map(|(user, org)| object(vec![("endUserId", user), ("organizationId", org)]));
+        let error = (
+            field(string_of(&[
+                "refresh_token_external_error",
+                "invalid_callback",
+            ])),
+            field(text(5000).prop_map(Value::String)),
+        )
+            .prop_map(|(kind, description)| {
+                object(vec![("type", kind), ("description", description)])
+            });
+        (
+            (
+                field(string_of(&["auth", "auth", "auth", "sync", "forward"])),
+                field(string_of(&[
+                    "creation", "override", "refresh", "deletion", "teleport",
+                ])),
+                field(any::<bool>().prop_map(Value::Bool)),
+                field(id()),
+                field(id()),
+            ),
+            (
+                field(string_of(&["github", "google-calendar"])),
+                field(string_of(&["OAUTH2", "API_KEY"])),
+                field(string_of(&["dev", "prod"])),
+                field(tags()),
+                field(end_user),
+                field(error),
+                field(junk()),
+            ),
+        )
+            .prop_map(
+                |(
+                    (kind, operation, success, connection_id, integration_id),
+                    (provider, auth_mode, environment, tags, end_user, error, unknown),
+                )| {
+                    match object(vec![
+                        ("type", kind),
+                        ("operation", operation),
+                        ("success", success),
+                        ("connectionId", connection_id),
+                        ("providerConfigKey", integration_id),
+                        ("provider", provider),
+                        ("authMode", auth_mode),
+                        ("environment", environment),
+                        ("tags", tags),
+                        ("endUser", end_user),
+                        ("error", error),
+                        ("fieldFromTheFuture", unknown),
+                        ("from", Some(json!("nango"))),
+                    ]) {
+                        Value::Object(map) => map,
+                        _ => unreachable!("object() makes an object"),
+                    }
+                },
+            )
+            .boxed()
+    }
+
+    /// What the documented rules say the parser must make of `webhook`. Written from the wire
+    /// format, not from the parser: each field's accepted types (a missing or `null` optional field
+    /// is absent; any other wrong type makes the body not a Nango webhook).
+    fn model(webhook: &Map<String, Value>) -> Option<Notice> {
+        fn required<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+            map.get(name)?.as_str()
+        }
+        /// `Some(None)` for absent or null, `Some(Some(_))` for a string, `None` for a wrong type.
+        fn optional<'a>(map: &'a Map<String, Value>, name: &str) -> Option<Option<&'a str>> {
+            match map.get(name) {
+                None | Some(Value::Null) => Some(None),
+                Some(Value::String(s)) => Some(Some(s)),
+                Some(_) => None,
+            }
+        }
+        fn nested<'a>(
+            map: &'a Map<String, Value>,
+            name: &str,
+        ) -> Option<Option<&'a Map<String, Value>>> {
+            match map.get(name) {
+                None | Some(Value::Null) => Some(None),
+                Some(Value::Object(inner)) => Some(Some(inner)),
+                Some(_) => None,
+            }
+        }
+        let label = |value: Option<&str>| value.map(|v| connection::bounded(v, MAX_LABEL_CHARS));
+
+        let kind = required(webhook, "type")?;
+        if kind != "auth" {
+            return Some(Notice::Other {
+                kind: kind.to_owned(),
+            });
+        }
+        let operation = required(webhook, "operation")?;
+        if !["creation", "override", "refresh", "deletion"].contains(&operation) {
+            return Some(Notice::Ignored {
+                kind: kind.to_owned(),
+                operation: Some(operation.to_owned()),
+            });
+        }
+        let connection_id = required(webhook, "connectionId")?;
+        let integration_id = required(webhook, "providerConfigKey")?;
+        let provider = optional(webhook, "provider")?;
+        let auth_mode = optional(webhook, "authMode")?;
+        let environment = optional(webhook, "environment")?;
+        let success = match webhook.get("success") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return None,
+        };
+        let end_user = nested(webhook, "endUser")?;
+        let (user_fallback, org_fallback) = match end_user {
+            Some(inner) => (
+                optional(inner, "endUserId")?,
+                optional(inner, "organizationId")?,
+            ),
+            None => (None, None),
+        };
+        let error = nested(webhook, "error")?;
+        let (error_kind, error_description) = match error {
+            Some(inner) => (optional(inner, "type")?, optional(inner, "description")?),
+            None => (None, None),
+        };
+        let failure = Failure::new(
+            error_kind.unwrap_or("unknown"),
+            error_description.unwrap_or(""),
+        );
+        let change = match (operation, success) {
+            ("deletion", _) => Change::Deleted,
+            (_, None) => return None,
+            ("creation", Some(true)) => Change::Created,
+            ("creation", Some(false)) => {
+                return Some(Notice::FailedCreation(FailedCreation {
+                    connection_id: connection_id.to_owned(),
+                    integration_id: integration_id.to_owned(),
+                    provider: label(provider),
+                    environment: label(environment),
+                    error: failure,
+                }));
+            }
+            (_, Some(true)) => Change::Authorized,
+            (_, Some(false)) => Change::Failed(failure),
+        };
+        let tags = match webhook.get("tags") {
+            Some(Value::Object(map)) => Tags::from_untrusted(
+                map.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))),
+            ),
+            _ => Tags::new(),
+        };
+        Some(Notice::Connection(AuthEvent {
+            connection_id: ConnectionId::parse(connection_id).ok()?,
+            integration_id: IntegrationId::parse(integration_id).ok()?,
+            provider: label(provider),
+            auth_mode: label(auth_mode),
+            environment: label(environment),
+            owner: Owner {
+                end_user_id: tags
+                    .get(tags::END_USER_ID)
+                    .or(user_fallback)
+                    .and_then(|id| EndUserId::parse(id).ok()),
+                organization_id: tags
+                    .get(tags::ORGANIZATION_ID)
+                    .or(org_fallback)
+                    .and_then(|id| OrganizationId::parse(id).ok()),
+            },
+            tags,
+            change,
+        }))
+    }
+
+    /// What holds of any notice, whatever the body: everything kept from it is bounded and valid.
+    fn check_bounds(notice: &Notice) -> Result<(), TestCaseError> {
+        let failure_ok = |f: &Failure| {
+            f.kind.chars().count() <= MAX_ERROR_TYPE_CHARS
+                && f.description.chars().count() <= MAX_ERROR_DESCRIPTION_CHARS
+        };
+        let label_ok = |l: &Option<String>| {
+            l.as_ref()
+                .is_none_or(|l| l.chars().count() <= MAX_LABEL_CHARS)
+        };
+        match notice {
+            Notice::Connection(event) => {
+                prop_assert!(label_ok(&event.provider));
+                prop_assert!(label_ok(&event.auth_mode));
+                prop_assert!(label_ok(&event.environment));
+                prop_assert!(event.tags.iter().count() <= tags::MAX_TAGS);
+                prop_assert!(
+                    event
+                        .tags
+                        .iter()
+                        .all(|(k, v)| is_valid_key(k) && is_valid_value(v))
+                );
+                if let Some(id) = &event.owner.end_user_id {
+                    prop_assert_eq!(EndUserId::parse(id), Ok(id.clone()));
+                }
+                if let Some(id) = &event.owner.organization_id {
+                    prop_assert_eq!(OrganizationId::parse(id), Ok(id.clone()));
+                }
+                if let Change::Failed(failure) = &event.change {
+                    prop_assert!(failure_ok(failure));
+                }
+            }
+            Notice::FailedCreation(failed) => {
+                prop_assert!(failure_ok(&failed.error));
+                prop_assert!(label_ok(&failed.provider));
+                prop_assert!(label_ok(&failed.environment));
+            }
+            Notice::Ignored { .. } | Notice::Other { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// How a body was written: as is, with a key repeated at the end (JSON's last one wins), or
+    /// with an unknown field nested `depth` arrays deep.
+    #[derive(Debug, Clone)]
+    enum Spelling {
+        Plain,
+        DuplicateKey(String, Value),
+        Nested(usize),
+    }
+
+    fn spelling() -> impl Strategy<Value = Spelling> {
+        let keys = prop::sample::select(vec![
+            "type",
+            "operation",
+            "success",
+            "connectionId",
+            "providerConfigKey",
+            "tags",
+            "endUser",
+        ]);
+        prop_oneof![
+            3 => Just(Spelling::Plain),
+            2 => (keys, prop_oneof![junk(), id(), Just(json!("auth")), Just(json!("deletion"))])
+                .prop_map(|(k, v)| Spelling::DuplicateKey(k.to_owned(), v)),
+            1 => prop_oneof![1..100usize, 100..10_000usize].prop_map(Spelling::Nested),
+        ]
+    }
+
+    fn write(webhook: &Map<String, Value>, spelling: &Spelling) -> Vec<u8> {
+        let mut text = serde_json::to_string(webhook).expect("a map serializes");
+        text.pop(); // the closing brace
+        match spelling {
+            Spelling::Plain => {}
+            Spelling::DuplicateKey(key, value) => {
+                text.push_str(&format!(",{}:{value}", Value::String(key.clone())));
+            }
+            Spelling::Nested(depth) => {
+                text.push_str(&format!(
+                    ",\"zzNested\":{}{}",
+                    "[".repeat(*depth),
+                    "]".repeat(*depth)
+                ));
+            }
+        }
+        text.push('}');
+        text.into_bytes()
+    }
+
+    #[test]
+    fn near_valid_webhooks_mean_what_the_rules_say() {
+        fuzz(
+            "webhook::payload::parse (near-valid JSON, model)",
+            (webhook(), spelling()),
+            |(mut webhook, spelling)| {
+                let body = write(&webhook, &spelling);
+                let parsed = parse(&body);
+                if let Ok(notice) = &parsed {
+                    check_bounds(notice)?;
+                }
+                match &spelling {
+                    // serde_json refuses nesting past 128 levels, so a deep body is not JSON.
+                    Spelling::Nested(depth) if *depth >= 127 => {
+                        prop_assert!(
+                            matches!(parsed, Err(PayloadError::NotJson(_))),
+                            "{parsed:?}"
+                        );
+                        return Ok(());
+                    }
+                    Spelling::DuplicateKey(key, value) => {
+                        webhook.insert(key.clone(), value.clone());
+                    }
+                    _ => {}
+                }
+                match model(&webhook) {
+                    Some(expected) => prop_assert_eq!(parsed.ok(), Some(expected)),
+                    None => prop_assert!(
+                        matches!(parsed, Err(PayloadError::NotNango(_))),
+                        "{parsed:?}"
+                    ),
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// A byte of a well-formed webhook changed, dropped, or the body cut short: never a panic,
+    /// and whatever is read from it still bounded.
+    #[test]
+    fn damaged_webhooks_never_panic_and_stay_bounded() {
+        fuzz(
+            "webhook::payload::parse (damaged bytes)",
+            (webhook(), any::<prop::sample::Index>(), any::<u8>(), 0..3u8),
+            |(webhook, at, byte, how)| {
+                let mut body = write(&webhook, &Spelling::Plain);
+                let at = at.index(body.len());
+                match how {
+                    0 => body[at] = byte,
+                    1 => {
+                        body.remove(at);
+                    }
+                    _ => body.truncate(at),
+                }
+                if let Ok(notice) = parse(&body) {
+                    check_bounds(&notice)?;
+                }
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        fuzz(
+            "webhook::payload::parse (arbitrary bytes)",
+            prop::collection::vec(any::<u8>(), 0..2048),
+            |body| {
+                if let Ok(notice) = parse(&body) {
+                    check_bounds(&notice)?;
+                }
+                Ok(())
+            },
+        );
+    }
+}

@@ -167,3 +167,156 @@ mod tests {
         );
     }
 }
+
+/// Fuzz targets (see [`crate::fuzzing`]): header bytes × body × keys.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzzing::{fuzz, nasty_string};
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(any::<u8>(), 0..1024)
+    }
+
+    /// One to four keys (a rotation), of any text.
+    fn keys() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec(nasty_string(80), 1..5)
+    }
+
+    fn secrets(keys: &[String]) -> Vec<SecretString> {
+        keys.iter()
+            .map(|k| SecretString::from(k.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_signature_verifies_and_any_changed_byte_of_the_body_does_not() {
+        fuzz(
+            "webhook::signature::verify (valid, body byte changed)",
+            (
+                keys(),
+                any::<prop::sample::Index>(),
+                body(),
+                any::<prop::sample::Index>(),
+                1..=255u8,
+                any::<bool>(),
+            ),
+            |(keys, signer, body, at, flip, upper)| {
+                let key = signer.get(&keys);
+                let mut header = hex::encode(sign(key.as_bytes(), &body));
+                if upper {
+                    header.make_ascii_uppercase();
+                }
+                let held = secrets(&keys);
+                prop_assert_eq!(verify(Some(header.as_bytes()), &body, &held), Ok(()));
+                // Surrounding whitespace (a proxy's folding) is the same header.
+                let padded = format!(" {header}\t");
+                prop_assert_eq!(verify(Some(padded.as_bytes()), &body, &held), Ok(()));
+                if !body.is_empty() {
+                    let mut tampered = body.clone();
+                    tampered[at.index(body.len())] ^= flip;
+                    prop_assert_eq!(
+                        verify(Some(header.as_bytes()), &tampered, &held),
+                        Err(SignatureError::Mismatch)
+                    );
+                }
+                // Longer or shorter by one byte.
+                let mut longer = body.clone();
+                longer.push(flip);
+                prop_assert_eq!(
+                    verify(Some(header.as_bytes()), &longer, &held),
+                    Err(SignatureError::Mismatch)
+                );
+                Ok(())
+            },
+        );
+    }
+
+    /// Any one byte of the header replaced: it verifies only if it still spells the same digest
+    /// (a hex letter changed case), else it is refused as malformed or as a mismatch.
+    #[test]
+    fn a_changed_byte_of_the_signature_never_verifies() {
+        fuzz(
+            "webhook::signature::verify (signature byte changed)",
+            (keys(), body(), 0..64usize, any::<u8>()),
+            |(keys, body, at, byte)| {
+                let digest = sign(keys[0].as_bytes(), &body);
+                let mut header = hex::encode(digest).into_bytes();
+                header[at] = byte;
+                let outcome = verify(Some(&header), &body, &secrets(&keys));
+                let spelled = std::str::from_utf8(&header)
+                    .ok()
+                    .and_then(|h| hex::decode(h.trim()).ok());
+                match spelled {
+                    Some(bytes) if bytes == digest => prop_assert_eq!(outcome, Ok(())),
+                    Some(bytes) if bytes.len() == 32 => {
+                        prop_assert_eq!(outcome, Err(SignatureError::Mismatch))
+                    }
+                    _ => prop_assert_eq!(outcome, Err(SignatureError::Malformed)),
+                }
+                Ok(())
+            },
+        );
+    }
+
+    /// Any header bytes (or none), any body, any keys: the answer is exactly what the rule says.
+    #[test]
+    fn any_header_gets_the_answer_the_rule_gives() {
+        let header = prop_oneof![
+            1 => Just(None),
+            2 => prop::collection::vec(any::<u8>(), 0..80).prop_map(Some),
+            2 => "[0-9a-fA-F ]{60,68}".prop_map(|h| Some(h.into_bytes())),
+        ];
+        fuzz(
+            "webhook::signature::verify (any header)",
+            (
+                header,
+                body(),
+                prop::collection::vec(nasty_string(40), 0..4),
+            ),
+            |(header, body, keys)| {
+                let outcome = verify(header.as_deref(), &body, &secrets(&keys));
+                let expected = match &header {
+                    None => Err(SignatureError::Missing),
+                    Some(header) => match std::str::from_utf8(header)
+                        .ok()
+                        .and_then(|h| hex::decode(h.trim()).ok())
+                        .filter(|d| d.len() == 32)
+                    {
+                        None => Err(SignatureError::Malformed),
+                        Some(digest)
+                            if keys
+                                .iter()
+                                .any(|k| sign(k.as_bytes(), &body)[..] == digest[..]) =>
+                        {
+                            Ok(())
+                        }
+                        Some(_) => Err(SignatureError::Mismatch),
+                    },
+                };
+                prop_assert_eq!(outcome, expected);
+                Ok(())
+            },
+        );
+    }
+
+    /// A signature made with a key we do not hold (retired, or the attacker's) never verifies.
+    #[test]
+    fn a_key_not_held_never_verifies() {
+        fuzz(
+            "webhook::signature::verify (key not held)",
+            (keys(), nasty_string(80), body()),
+            |(held, other, body)| {
+                prop_assume!(!held.contains(&other));
+                let header = hex::encode(sign(other.as_bytes(), &body));
+                prop_assert_eq!(
+                    verify(Some(header.as_bytes()), &body, &secrets(&held)),
+                    Err(SignatureError::Mismatch)
+                );
+                Ok(())
+            },
+        );
+    }
+}

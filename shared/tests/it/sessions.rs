@@ -292,6 +292,27 @@ async fn nango_retry_after_as_an_http_date_is_passed_on_in_seconds() {
     assert!((58..=61).contains(&seconds), "{seconds}");
 }
 
+/// Found by fuzzing `parse_retry_after`: a Retry-After of u64::MAX seconds (or a date in the year
+/// 9999) made `Instant::now() + wait` overflow, and the handler panicked instead of answering.
+#[tokio::test]
+async fn nango_retry_after_beyond_any_clock_is_capped_not_a_crash() {
+    for huge in ["18446744073709551615", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+        let nango = MockServer::start().await;
+        Mock::given(path("/connect/sessions"))
+            .respond_with(nango_error(429, "too_many_request").insert_header("Retry-After", huge))
+            .expect(1)
+            .mount(&nango)
+            .await;
+        let answer = answer(create_session(&nango.uri(), None).handle(request()).await);
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (503, "nango_unavailable"),
+            "{huge}"
+        );
+        assert_eq!(answer.response.headers()["retry-after"], "3600", "{huge}");
+    }
+}
+
 #[tokio::test]
 async fn nango_5xx_is_retried_with_backoff() {
     let nango = MockServer::start().await;
