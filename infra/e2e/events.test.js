@@ -44,7 +44,7 @@ async function eventsAbout(connectionId, count) {
   return body.events.filter((e) => e.detail.connectionId === connectionId);
 }
 
-test('a connection\'s life on the bus: connected, failed, recovered, deleted, once each and in order', async () => {
+test('a connection\'s life on the bus: connected, failed, reconnected, deleted, once each and in order', async () => {
   const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const user = { sub: `events-user-${run}`, org_id: `events-org-${run}` };
   const token = (await call(`${stack}/dev/token`, { method: 'POST', body: user })).body.token;
@@ -79,7 +79,7 @@ test('a connection\'s life on the bus: connected, failed, recovered, deleted, on
   const events = await eventsAbout(connectionId, 4);
 
   assert.deepEqual(events.map((e) => e.detailType), [
-    'connection.connected', 'connection.failed', 'connection.recovered', 'connection.deleted',
+    'connection.connected', 'connection.failed', 'connection.reconnected', 'connection.deleted',
   ]);
   assert.ok(events.every((e) => e.source === 'nango-connect' && e.bus === 'nango-connect-local'));
   assert.ok(events.every((e) => e.detail.schemaVersion === 1));

@@ -115,6 +115,8 @@ pub struct Connection {
     pub created_at: String,
     pub updated_at: String,
     pub deleted_at: Option<String>,
+    /// When the user last brought it back from `error` by completing a reconnect (`override`).
+    pub reconnected_at: Option<String>,
     /// Bumped on every write; the store's optimistic-concurrency check.
     pub version: u64,
 }
@@ -141,8 +143,10 @@ impl Connection {
 pub enum Change {
     /// `creation` + success.
     Created,
-    /// `override` or `refresh` + success: the credentials work (again).
+    /// `refresh` + success: the credentials work again.
     Authorized,
+    /// `override` + success: the user completed a reconnect; the credentials work again.
+    Reconnected,
     /// `override` or `refresh` + failure: the user must reconnect.
     Failed(Failure),
     /// `deletion`.
@@ -183,6 +187,7 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             deleted_at: None,
+            reconnected_at: None,
             version: 0,
         },
     };
@@ -200,7 +205,10 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
                 next.tags = event.tags.clone();
             }
         }
-        Change::Authorized => {
+        Change::Authorized | Change::Reconnected => {
+            if event.change == Change::Reconnected && next.status == Status::Error {
+                next.reconnected_at = Some(now.to_owned());
+            }
             next.status = Status::Active;
             next.error = None;
             learn_tags(&mut next, event);
@@ -501,6 +509,7 @@ mod properties {
         prop_oneof![
             Just(Change::Created),
             Just(Change::Authorized),
+            Just(Change::Reconnected),
             Just(Change::Failed(Failure::new(
                 "refresh_token_external_error",
                 "invalid_grant"

@@ -19,6 +19,7 @@
 //! | `createdAt`        | S    | RFC 3339 UTC, ms; first time we heard of it; sort key of both indexes |
 //! | `updatedAt`        | S    | RFC 3339 UTC, ms; last change                                  |
 //! | `deletedAt`        | S?   | when the deletion webhook arrived                              |
+//! | `reconnectedAt`    | S?   | when a completed reconnect last brought it back from `error`   |
 //! | `version`          | N    | bumped on every write; guards read-modify-write                |
 //!
 //! Writes are [`connection::apply`] → conditional put on `version`, retried on conflict, so
@@ -278,6 +279,7 @@ fn to_item(connection: &Connection) -> Item {
     put("createdAt", Some(&connection.created_at));
     put("updatedAt", Some(&connection.updated_at));
     put("deletedAt", connection.deleted_at.as_deref());
+    put("reconnectedAt", connection.reconnected_at.as_deref());
     let tags = connection
         .tags
         .iter()
@@ -348,6 +350,7 @@ pub fn from_item(item: &Item) -> Result<Connection, StoreError> {
         created_at: required("createdAt")?,
         updated_at: required("updatedAt")?,
         deleted_at: text("deletedAt")?,
+        reconnected_at: text("reconnectedAt")?,
         version,
     })
 }
@@ -379,6 +382,7 @@ mod tests {
             created_at: "2026-11-26T10:00:00.000Z".into(),
             updated_at: "2026-11-26T10:00:01.000Z".into(),
             deleted_at: None,
+            reconnected_at: Some("2026-11-26T10:00:01.000Z".into()),
             version: 3,
         };
         let item = to_item(&connection);

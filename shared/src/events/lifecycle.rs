@@ -6,8 +6,10 @@
 //!   first stored without an owner (its creation webhook late or lost) when its owner is learned.
 //!   It carries the status it has then, which may already be `error`;
 //! - `connection.failed`: a listable connection goes from `active` to `error`;
-//! - `connection.recovered`: a listable connection goes from `error` back to `active` (the user
-//!   re-authorized it, or a refresh succeeded: the store does not tell those apart);
+//! - `connection.reconnected`: a listable connection goes from `error` back to `active` because the
+//!   user completed a reconnect (Nango's `override` success: `reconnectedAt` moved);
+//! - `connection.recovered`: a listable connection goes from `error` back to `active` by itself (a
+//!   refresh succeeded, or reconciliation found its credentials working);
 //! - `connection.deleted`: a listable connection is marked deleted (or its item is removed).
 //!
 //! Everything else publishes nothing: a write that changes only `updatedAt`, `version`, tags or
@@ -23,6 +25,7 @@ use crate::connection::{Connection, Status};
 pub enum Lifecycle {
     Connected,
     Failed,
+    Reconnected,
     Recovered,
     Deleted,
 }
@@ -33,6 +36,7 @@ impl Lifecycle {
         match self {
             Lifecycle::Connected => "connection.connected",
             Lifecycle::Failed => "connection.failed",
+            Lifecycle::Reconnected => "connection.reconnected",
             Lifecycle::Recovered => "connection.recovered",
             Lifecycle::Deleted => "connection.deleted",
         }
@@ -59,6 +63,11 @@ pub fn classify(old: Option<&Connection>, new: Option<&Connection>) -> Option<Li
         (false, true) => Some(Lifecycle::Connected),
         (true, true) => match (old.map(|o| o.status), new.status) {
             (Some(Status::Active), Status::Error) => Some(Lifecycle::Failed),
+            (Some(Status::Error), Status::Active)
+                if old.and_then(|o| o.reconnected_at.as_ref()) != new.reconnected_at.as_ref() =>
+            {
+                Some(Lifecycle::Reconnected)
+            }
             (Some(Status::Error), Status::Active) => Some(Lifecycle::Recovered),
             _ => None,
         },
@@ -267,6 +276,39 @@ mod tests {
         assert_eq!(recovery_event.detail_type, "connection.recovered");
         assert_eq!(detail(&recovery_event)["status"], "active");
         assert_eq!(detail(&recovery_event)["error"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_completed_reconnect_is_reconnected_not_recovered() {
+        let connected = write(None, Change::Created, owned(), T0);
+        let failed = write(Some(&connected), failure("invalid_grant"), Tags::new(), T1);
+        let reconnected = write(Some(&failed), Change::Reconnected, Tags::new(), T2);
+        let reconnect_event = event(Some(&failed), Some(&reconnected)).unwrap();
+        assert_eq!(reconnect_event.detail_type, "connection.reconnected");
+        assert_eq!(detail(&reconnect_event)["previousStatus"], "error");
+        // Reconnecting a connection that works changes nothing the app sees.
+        assert_eq!(
+            apply(
+                Some(&connected),
+                &webhook(Change::Reconnected, Tags::new()),
+                T2
+            ),
+            None
+        );
+        // A failure after, then a refresh that succeeds: that one recovered by itself.
+        let failed_again = write(
+            Some(&reconnected),
+            failure("invalid_grant"),
+            Tags::new(),
+            T1,
+        );
+        let recovered = write(Some(&failed_again), Change::Authorized, Tags::new(), T2);
+        assert_eq!(
+            event(Some(&failed_again), Some(&recovered))
+                .unwrap()
+                .detail_type,
+            "connection.recovered"
+        );
     }
 
     #[test]

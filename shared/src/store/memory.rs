@@ -71,6 +71,7 @@ mod tests {
             created_at: "2026-11-26T10:00:00.000Z".into(),
             updated_at: "2026-11-26T10:00:00.000Z".into(),
             deleted_at: None,
+            reconnected_at: None,
             version,
         }
     }

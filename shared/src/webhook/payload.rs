@@ -147,7 +147,8 @@ impl AuthPayload {
                     error: failure(),
                 }));
             }
-            ("override" | "refresh", true) => Change::Authorized,
+            ("override", true) => Change::Reconnected,
+            ("refresh", true) => Change::Authorized,
             ("override" | "refresh", false) => Change::Failed(failure()),
             _ => Change::Deleted,
         };
@@ -259,7 +260,11 @@ mod tests {
     #[test]
     fn override_with_empty_tags_names_no_owner() {
         let event = event(OVERRIDE_EMPTY_TAGS);
-        assert_eq!(event.change, Change::Authorized);
+        assert_eq!(
+            event.change,
+            Change::Reconnected,
+            "an override success is a completed reconnect"
+        );
         assert!(event.tags.is_empty());
         assert_eq!(event.owner, Owner::default());
     }
@@ -617,6 +622,7 @@ pub(crate) mod fuzz {
                     error: failure,
                 }));
             }
+            ("override", Some(true)) => Change::Reconnected,
             (_, Some(true)) => Change::Authorized,
             (_, Some(false)) => Change::Failed(failure),
         };

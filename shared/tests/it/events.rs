@@ -204,7 +204,7 @@ async fn each_lifecycle_change_publishes_exactly_one_event_and_duplicates_none()
         [
             "connection.connected",
             "connection.failed",
-            "connection.recovered",
+            "connection.reconnected",
             "connection.deleted"
         ]
     );
@@ -306,7 +306,7 @@ async fn a_refused_event_fails_its_record_and_the_retry_keeps_each_connections_o
         [
             "connection.connected",
             "connection.failed",
-            "connection.recovered"
+            "connection.reconnected"
         ]
     );
     // One connection's events never share a request: each came after the one before was taken.
