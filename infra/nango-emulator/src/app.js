@@ -1,3 +1,5 @@
+import http from 'node:http';
+
 import { CONNECT_UI_HTML } from './connect-ui.js';
 import { controlRoutes } from './control.js';
 import { BodyError, answerPreflight, isJsonContentType, parseQuery, readBody, sendError, sendJson, setCorsHeaders } from './http.js';
@@ -5,7 +7,7 @@ import { publicRoutes } from './routes.js';
 
 // The request pipeline, in the order Nango's express app applies it to public routes:
 // CORS → JSON body parsing (400 invalid_json) → content-type guard (415) → auth (401) →
-// rate limit (429) → route handler.
+// rate limit (429) → injected faults (/_emulator/faults) → route handler.
 
 function compile(routes) {
     return routes.map((route) => {
@@ -46,6 +48,57 @@ async function parseBody(req) {
     } catch (err) {
         return { error: err.message };
     }
+}
+
+function tooManyRequests(res, method, path, retryAfter) {
+    sendError(res, 429, 'too_many_request', {
+        extra: { method, path },
+        headers: {
+            'Retry-After': String(retryAfter),
+            'X-RateLimit-Limit': '0',
+            'X-RateLimit-Remaining': '0',
+            'X-RateLimit-Reset': String(Math.ceil(Date.now() / 1000) + retryAfter)
+        }
+    });
+}
+
+// What a load balancer in front of Nango answers when the servers behind it are down or slow.
+function gatewayPage(status) {
+    const reason = http.STATUS_CODES[status] || 'Error';
+    return `<html>\r\n<head><title>${status} ${reason}</title></head>\r\n<body>\r\n<center><h1>${status} ${reason}</h1></center>\r\n</body>\r\n</html>\r\n`;
+}
+
+/**
+ * Plays an injected fault. Returns true when the fault answered (or killed) the call, false when
+ * the call goes on to its handler (a fault that only delays it).
+ */
+async function answerFault(fault, { req, res }, ctx) {
+    if (fault.hangMs) await ctx.faults.sleep(fault.hangMs);
+    if (fault.reset) {
+        req.socket.destroy();
+        return true;
+    }
+    if (fault.malformed) {
+        // A body cut short, as a proxy that loses the connection half-way would deliver it.
+        res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' });
+        res.end('{"connections":[{"id":1,"connection_id":"');
+        return true;
+    }
+    if (fault.status === 429) {
+        tooManyRequests(res, req.method, new URL(req.url, 'http://emulator.local').pathname, fault.retryAfter);
+        return true;
+    }
+    if (fault.status === 500) {
+        // What Nango's asyncWrapper answers for an exception in a handler.
+        sendError(res, 500, 'server_error');
+        return true;
+    }
+    if (fault.status) {
+        res.writeHead(fault.status, { 'Content-Type': 'text/html' });
+        res.end(gatewayPage(fault.status));
+        return true;
+    }
+    return false;
 }
 
 export function createApp(ctx) {
@@ -94,18 +147,10 @@ export function createApp(ctx) {
         const auth = route.auth(req, res, ctx, query);
         if (!auth) return;
 
-        if (ctx.store.consumeRateLimit()) {
-            const { retryAfter } = ctx.store.rateLimit;
-            return sendError(res, 429, 'too_many_request', {
-                extra: { method: req.method, path: pathname },
-                headers: {
-                    'Retry-After': String(retryAfter),
-                    'X-RateLimit-Limit': '0',
-                    'X-RateLimit-Remaining': '0',
-                    'X-RateLimit-Reset': String(Math.ceil(Date.now() / 1000) + retryAfter)
-                }
-            });
-        }
+        if (ctx.store.consumeRateLimit()) return tooManyRequests(res, req.method, pathname, ctx.store.rateLimit.retryAfter);
+
+        const fault = ctx.faults.take(`${route.method} ${route.path}`, query);
+        if (fault && (await answerFault(fault, request, ctx))) return;
 
         return route.handler({ ...request, auth }, ctx);
     };

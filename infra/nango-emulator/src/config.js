@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { DEFAULT_SEED } from './random.js';
+
 export const DEFAULT_PORT = 3003;
 export const DEFAULT_CONFIG_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'emulator.config.json');
 
@@ -26,8 +28,25 @@ const DEFAULTS = {
     sendFailedCredentialsWebhooks: true,
     includeCredentials: false,
     // Nango refuses webhook_url_override on loopback/private hosts; local tests may need them.
-    allowPrivateWebhookOverride: false
+    allowPrivateWebhookOverride: false,
+    // Seed of the fault controls' randomness (drop probabilities, reorder delays, API faults).
+    seed: DEFAULT_SEED
 };
+
+// Settings POST /_emulator/config may change while the emulator runs (reset restores them).
+export const RUNTIME_SETTINGS = [
+    'webhookUrls',
+    'retryDelaysMs',
+    'webhookTimeoutMs',
+    'sendDeletionWebhooks',
+    'sendFailedCredentialsWebhooks',
+    'includeCredentials',
+    'allowPrivateWebhookOverride'
+];
+
+export function runtimeSettings(config) {
+    return Object.fromEntries(RUNTIME_SETTINGS.map((key) => [key, structuredClone(config[key])]));
+}
 
 /** Fills defaults and checks the values a typo would otherwise turn into confusing behaviour. */
 export function normalizeConfig(raw = {}) {
@@ -38,14 +57,10 @@ export function normalizeConfig(raw = {}) {
     if (typeof config.webhookSigningKey !== 'string' || config.webhookSigningKey.length === 0) {
         throw new Error('config.webhookSigningKey must be a non-empty string');
     }
-    if (!Array.isArray(config.webhookUrls)) {
-        throw new Error('config.webhookUrls must be an array of URLs');
-    }
-    for (const url of config.webhookUrls) {
-        new URL(url);
-    }
-    if (!Array.isArray(config.retryDelaysMs) || config.retryDelaysMs.some((d) => !Number.isFinite(d) || d < 0)) {
-        throw new Error('config.retryDelaysMs must be an array of non-negative numbers');
+    const problem = checkRuntimeSettings(config);
+    if (problem) throw new Error(`config.${problem}`);
+    if (!Number.isInteger(config.seed) || config.seed < 0) {
+        throw new Error('config.seed must be a non-negative integer');
     }
     config.integrations = (config.integrations || []).map((integration) => {
         if (!integration.id || !integration.provider) {
@@ -60,6 +75,33 @@ export function normalizeConfig(raw = {}) {
         };
     });
     return config;
+}
+
+/** The first problem with the runtime settings present in `values`, or null. */
+export function checkRuntimeSettings(values) {
+    if ('webhookUrls' in values) {
+        const urls = values.webhookUrls;
+        if (!Array.isArray(urls) || !urls.every(isHttpUrl)) return 'webhookUrls must be an array of http(s) URLs';
+    }
+    if ('retryDelaysMs' in values) {
+        const delays = values.retryDelaysMs;
+        if (!Array.isArray(delays) || delays.some((d) => !Number.isFinite(d) || d < 0)) return 'retryDelaysMs must be an array of non-negative numbers';
+    }
+    if ('webhookTimeoutMs' in values && !(Number.isFinite(values.webhookTimeoutMs) && values.webhookTimeoutMs > 0)) {
+        return 'webhookTimeoutMs must be a positive number';
+    }
+    for (const key of ['sendDeletionWebhooks', 'sendFailedCredentialsWebhooks', 'includeCredentials', 'allowPrivateWebhookOverride']) {
+        if (key in values && typeof values[key] !== 'boolean') return `${key} must be true or false`;
+    }
+    return null;
+}
+
+function isHttpUrl(value) {
+    try {
+        return ['http:', 'https:'].includes(new URL(value).protocol);
+    } catch {
+        return false;
+    }
 }
 
 export function loadConfigFile(path = DEFAULT_CONFIG_PATH) {

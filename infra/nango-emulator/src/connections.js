@@ -34,30 +34,59 @@ function connectionFull(connection, includeCredentials) {
     };
 }
 
-export function getConnections({ res, query }, ctx) {
-    const checked = validate(getConnectionsQuery, query);
-    if (!checked.ok) return badQuery(res, checked.errors);
-    const q = checked.value;
-    const integrationIds = q.integrationId ? q.integrationId.split(',').map((id) => id.trim()) : null;
-    const search = q.search?.toLowerCase();
+/** Postgres ILIKE: `%` matches any run, `_` any one character, a backslash escapes; case-insensitive. */
+function ilike(pattern) {
+    let source = '';
+    for (let i = 0; i < pattern.length; i++) {
+        const ch = pattern[i];
+        if (ch === '\\' && i + 1 < pattern.length) source += escapeRegex(pattern[++i]);
+        else if (ch === '%') source += '.*';
+        else if (ch === '_') source += '.';
+        else source += escapeRegex(ch);
+    }
+    return new RegExp(`^${source}$`, 'is');
+}
 
-    const matches = ctx.store.connections.filter((c) => {
+function escapeRegex(ch) {
+    return ch.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/** knex's limit()/offset() take parseInt of the value, so Nango pages with truncated numbers. */
+function knexInteger(value) {
+    return Number.parseInt(String(value), 10);
+}
+
+/**
+ * Nango's listConnections: live connections of the environment, filtered, ordered by
+ * created_at then id (both descending), then `LIMIT limit OFFSET page * limit`.
+ */
+export function listConnections(connections, q) {
+    const integrationIds = q.integrationId ? q.integrationId.split(',').map((id) => id.trim()) : null;
+    // The search is `ILIKE '%<search>%'`, so `%` and `_` in it are wildcards, as on Nango.
+    const search = q.search ? ilike(`%${q.search}%`) : null;
+
+    const matches = connections.filter((c) => {
         if (q.connectionId && c.connection_id !== q.connectionId) return false;
         if (integrationIds && !integrationIds.includes(c.provider_config_key)) return false;
         // JSONB containment: every requested tag present with the exact value.
         if (q.tags && !Object.entries(q.tags).every(([key, value]) => c.tags?.[key] === value)) return false;
         if (q.endUserId && c.end_user?.endUserId !== q.endUserId) return false;
         if (q.endUserOrganizationId && c.end_user?.organization?.organizationId !== q.endUserOrganizationId) return false;
-        if (search) {
-            const haystack = [c.connection_id, c.end_user?.displayName, c.end_user?.email].filter(Boolean).map((s) => s.toLowerCase());
-            if (!haystack.some((s) => s.includes(search))) return false;
-        }
+        if (search && ![c.connection_id, c.end_user?.displayName, c.end_user?.email].some((s) => typeof s === 'string' && search.test(s))) return false;
         return true;
     });
     matches.sort((a, b) => b.created_at - a.created_at || b.id - a.id);
-    const limit = q.limit || 10_000;
-    const page = q.page || 0;
-    sendJson(res, 200, { connections: matches.slice(page * limit, page * limit + limit).map(connectionSummary) });
+    // Nango passes `limit || 10_000` and `page` (default 0) to knex.
+    const limitValue = q.limit || 10_000;
+    const limit = knexInteger(limitValue);
+    const offset = knexInteger((q.page || 0) * limitValue);
+    return matches.slice(offset, offset + limit);
+}
+
+export function getConnections({ res, query }, ctx) {
+    const checked = validate(getConnectionsQuery, query);
+    if (!checked.ok) return badQuery(res, checked.errors);
+    sendJson(res, 200, { connections: listConnections(ctx.store.liveConnections(), checked.value).map(connectionSummary) });
 }
 
 export function getConnection({ res, query, params }, ctx) {
@@ -85,8 +114,13 @@ export function deleteConnection({ res, query, params }, ctx) {
     if (!connection) return sendError(res, 400, 'unknown_connection');
     ctx.store.deleteConnection(connection);
 
-    if (ctx.config.sendDeletionWebhooks) {
-        ctx.sendAuthWebhook(connection, { operation: 'deletion', success: true, tags: connection.tags });
-    }
+    deletedInNango(connection, ctx);
     sendJson(res, 200, { success: true });
+}
+
+/** What Nango does on a deletion: the connection leaves the API; newer servers send a webhook. */
+export function deletedInNango(connection, ctx, { webhook = ctx.config.sendDeletionWebhooks } = {}) {
+    ctx.store.deleteConnection(connection);
+    if (!webhook) return [];
+    return ctx.sendAuthWebhook(connection, { operation: 'deletion', success: true, tags: connection.tags });
 }

@@ -3,11 +3,17 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { createApp, withErrors } from './app.js';
-import { DEFAULT_CONFIG_PATH, DEFAULT_PORT, applyEnvOverrides, loadConfigFile, normalizeConfig, parseArgs } from './config.js';
+import { DEFAULT_CONFIG_PATH, DEFAULT_PORT, applyEnvOverrides, loadConfigFile, normalizeConfig, parseArgs, runtimeSettings } from './config.js';
+import { ApiFaults } from './faults.js';
+import { seededRandom } from './random.js';
 import { Store } from './store.js';
 import { WebhookSender, authWebhookBody } from './webhooks.js';
 
 const HOST = '127.0.0.1';
+
+// Two generators from one seed, so that faults on the API do not shift webhook delays.
+const webhookSeed = (seed) => seed;
+const faultSeed = (seed) => (seed ^ 0x9e3779b9) >>> 0;
 
 /**
  * Starts an emulator on 127.0.0.1. `config` is a raw config object (missing fields take the
@@ -15,13 +21,29 @@ const HOST = '127.0.0.1';
  */
 export async function startEmulator({ port = DEFAULT_PORT, config = {}, log = () => {} } = {}) {
     const settings = normalizeConfig(config);
+    const startupSettings = runtimeSettings(settings);
     const store = new Store({ sessionTtlMs: settings.sessionTtlMs });
-    const webhooks = new WebhookSender(settings, store.webhookLog);
+    const webhooks = new WebhookSender(settings, store.webhookLog, seededRandom(webhookSeed(settings.seed)));
+    const faults = new ApiFaults(seededRandom(faultSeed(settings.seed)));
     let baseUrl = null;
 
     const ctx = {
         config: settings,
         store,
+        webhooks,
+        faults,
+        /** Restarts both generators, so a run that names its seed replays the same drops, delays and faults. */
+        reseed: (seed) => {
+            webhooks.random = seededRandom(webhookSeed(seed));
+            faults.random = seededRandom(faultSeed(seed));
+        },
+        /** POST /_emulator/reset: empty state, no faults, the settings the emulator started with. */
+        reset: () => {
+            store.reset();
+            webhooks.resetFaults(seededRandom(webhookSeed(settings.seed)));
+            faults.reset(seededRandom(faultSeed(settings.seed)));
+            Object.assign(settings, structuredClone(startupSettings));
+        },
         connectUiUrl: () => new URL(settings.publicUrl, `${baseUrl}/`).toString(),
         sendWebhook: (payload, webhookUrlOverride) => webhooks.send(payload, { webhookUrlOverride }),
         /** An auth webhook about a stored connection, to its override URL if it has one. */
@@ -63,6 +85,7 @@ export async function startEmulator({ port = DEFAULT_PORT, config = {}, log = ()
         close: () =>
             new Promise((resolvePromise) => {
                 webhooks.close();
+                faults.close();
                 server.close(() => resolvePromise());
                 server.closeAllConnections();
             })

@@ -25,6 +25,14 @@ function logId() {
     return [...randomBytes(20)].map((b) => LOG_ID_ALPHABET[b % LOG_ID_ALPHABET.length]).join('');
 }
 
+function nonEmpty(tags) {
+    return tags && Object.keys(tags).length > 0 ? { ...tags } : null;
+}
+
+function liveKey(providerConfigKey, connectionId) {
+    return `${providerConfigKey}\u0000${connectionId}`;
+}
+
 export class Store {
     constructor({ sessionTtlMs, now = () => Date.now() }) {
         this.sessionTtlMs = sessionTtlMs;
@@ -35,7 +43,11 @@ export class Store {
 
     reset() {
         this.sessions = new Map();
+        // Every connection the environment ever had, deleted ones included (with `deleted_at`),
+        // in creation order: the emulator's truth. `live` indexes the undeleted ones by
+        // (provider_config_key, connection_id), the pair Nango looks connections up by.
         this.connections = [];
+        this.live = new Map();
         this.nextConnectionId = 1;
         this.rateLimit = { remaining: 0, retryAfter: 1 };
         // Kept as the same array: in-flight deliveries still append to it.
@@ -66,18 +78,30 @@ export class Store {
     // ---------- connections
 
     findConnection(connectionId, providerConfigKey) {
-        return this.connections.find((c) => c.connection_id === connectionId && c.provider_config_key === providerConfigKey) || null;
+        return this.live.get(liveKey(providerConfigKey, connectionId)) || null;
     }
 
+    /** A live connection by its numeric id (what a reconnect session remembers). */
     findConnectionById(id) {
-        return this.connections.find((c) => c.id === id) || null;
+        const connection = this.connections[id - 1];
+        return connection && !connection.deleted_at ? connection : null;
     }
 
-    createConnection({ integration, credentials, connectionConfig, webhookUrlOverride, tags }) {
+    /** Connections Nango would still list: not deleted. */
+    liveConnections() {
+        return [...this.live.values()];
+    }
+
+    /**
+     * `connectionId` and `createdAt` are for the create control; the Connect flow lets Nango
+     * pick a UUID and the current time. The caller checks that the id is free.
+     */
+    createConnection({ integration, credentials, connectionConfig, webhookUrlOverride, tags, connectionId, createdAt }) {
         const now = new Date(this.now());
+        const created = createdAt || now;
         const connection = {
             id: this.nextConnectionId++,
-            connection_id: randomUUID(),
+            connection_id: connectionId || randomUUID(),
             provider_config_key: integration.id,
             provider: integration.provider,
             auth_mode: integration.authMode,
@@ -86,13 +110,18 @@ export class Store {
             webhook_url_override: webhookUrlOverride,
             metadata: {},
             tags,
+            // Truth only: the first non-empty tags the connection had, i.e. the owner a receiver
+            // of every webhook would know, even after a reconnect without tags emptied `tags`.
+            first_tags: nonEmpty(tags),
             end_user: null,
             errors: [],
-            created_at: now,
-            updated_at: now,
-            last_fetched_at: now
+            created_at: created,
+            updated_at: created,
+            last_fetched_at: created,
+            deleted_at: null
         };
         this.connections.push(connection);
+        this.live.set(liveKey(connection.provider_config_key, connection.connection_id), connection);
         return connection;
     }
 
@@ -105,14 +134,17 @@ export class Store {
             webhook_url_override: webhookUrlOverride,
             metadata: {},
             tags,
+            first_tags: connection.first_tags || nonEmpty(tags),
             updated_at: now,
             last_fetched_at: now
         });
         return connection;
     }
 
+    /** Soft delete, as Nango's `deleted` flag: gone from the API, kept in the truth. */
     deleteConnection(connection) {
-        this.connections = this.connections.filter((c) => c !== connection);
+        connection.deleted_at = new Date(this.now());
+        this.live.delete(liveKey(connection.provider_config_key, connection.connection_id));
     }
 
     markAuthError(connection) {

@@ -88,19 +88,85 @@ function shouldRetry(result) {
     return result.status >= 500;
 }
 
+/**
+ * Rules that lose webhooks on purpose, as Nango's circuit breaker or an exhausted retry does.
+ * A rule drops the next `remaining` matching webhooks (null: every one until cleared), each
+ * with `probability`; a dropped webhook reaches no URL and is logged with status `dropped`.
+ */
+export class DropRules {
+    constructor() {
+        this.rules = [];
+        this.nextId = 1;
+    }
+
+    add({ count, connectionId, operation, success, probability = 1 }) {
+        const rule = { id: this.nextId++, remaining: count ?? null, connectionId, operation, success, probability, dropped: 0 };
+        this.rules.push(rule);
+        return rule;
+    }
+
+    clear() {
+        this.rules = [];
+    }
+
+    /** The rule that drops this payload, if any; uses it up. */
+    take(payload, random) {
+        for (const rule of this.rules) {
+            if (rule.remaining === 0) continue;
+            if (rule.connectionId !== undefined && rule.connectionId !== payload.connectionId) continue;
+            if (rule.operation !== undefined && rule.operation !== payload.operation) continue;
+            if (rule.success !== undefined && rule.success !== payload.success) continue;
+            if (rule.probability < 1 && random() >= rule.probability) continue;
+            if (rule.remaining !== null) rule.remaining -= 1;
+            rule.dropped += 1;
+            return rule;
+        }
+        return null;
+    }
+}
+
+export const DEFAULT_DELIVERY = Object.freeze({ duplicates: 0, reorderWindowMs: 0, concurrency: 0 });
+
 export class WebhookSender {
-    /** `config`: {webhookUrls, webhookSigningKey, retryDelaysMs, webhookTimeoutMs}; `log`: array the deliveries are recorded in. */
-    constructor(config, log) {
+    /**
+     * `config`: {webhookUrls, webhookSigningKey, retryDelaysMs, webhookTimeoutMs}, read at each
+     * send so runtime changes apply; `log`: array the deliveries are recorded in; `random`: the
+     * seeded generator for drop probabilities and reorder delays.
+     */
+    constructor(config, log, random) {
         this.config = config;
         this.log = log;
+        this.random = random;
+        this.dropRules = new DropRules();
+        // Soak faults: `duplicates` extra copies of every webhook, each copy waiting a random
+        // 0..reorderWindowMs before its first attempt; at most `concurrency` POSTs in flight (0: no limit).
+        this.delivery = { ...DEFAULT_DELIVERY };
+        this.inFlight = 0;
+        // The most POSTs ever in flight at once since the last reset, for the soak's figures.
+        this.maxInFlight = 0;
+        this.slotWaiters = [];
         this.timers = new Set();
         this.closed = false;
         this.activeRequests = new Set();
     }
 
+    /** Back to normal delivery: no drop rules, no duplicates or delays, no concurrency limit. */
+    resetFaults(random) {
+        this.random = random;
+        this.dropRules.clear();
+        this.setDelivery(DEFAULT_DELIVERY);
+        this.maxInFlight = this.inFlight;
+    }
+
+    setDelivery(settings) {
+        Object.assign(this.delivery, settings);
+        this.#grantSlots();
+    }
+
     /**
      * Sends without blocking the caller. A connection's webhook_url_override replaces the first
-     * URL and drops the others, as Nango's resolveWebhookSettings does.
+     * URL and drops the others, as Nango's resolveWebhookSettings does. Each copy goes to the URLs
+     * one after the other, as one Nango send does; copies are independent of each other.
      */
     send(payload, { webhookUrlOverride } = {}) {
         const urls = webhookUrlOverride ? [webhookUrlOverride] : [...this.config.webhookUrls];
@@ -113,29 +179,40 @@ export class WebhookSender {
             'User-Agent': USER_AGENT
         };
         const eventId = randomUUID();
-        const deliveries = urls.map((url) => {
-            const delivery = {
-                id: randomUUID(),
-                eventId,
-                url,
-                type: payload.type,
-                operation: payload.operation,
-                success: payload.success,
-                connectionId: payload.connectionId,
-                body,
-                headers,
-                attempts: [],
-                status: 'pending',
-                createdAt: new Date().toISOString()
-            };
-            this.log.push(delivery);
-            return delivery;
-        });
-        void this.#deliverAll(deliveries, body, headers);
-        return deliveries;
+        const dropRule = this.dropRules.take(payload, this.random);
+        const copies = dropRule ? 1 : 1 + this.delivery.duplicates;
+        const all = [];
+        for (let copy = 0; copy < copies; copy++) {
+            const delayMs = !dropRule && this.delivery.reorderWindowMs > 0 ? Math.floor(this.random() * (this.delivery.reorderWindowMs + 1)) : 0;
+            const deliveries = urls.map((url) => {
+                const delivery = {
+                    id: randomUUID(),
+                    eventId,
+                    copy,
+                    url,
+                    type: payload.type,
+                    operation: payload.operation,
+                    success: payload.success,
+                    connectionId: payload.connectionId,
+                    body,
+                    headers,
+                    attempts: [],
+                    status: dropRule ? 'dropped' : 'pending',
+                    ...(dropRule ? { droppedBy: dropRule.id } : {}),
+                    delayMs,
+                    createdAt: new Date().toISOString()
+                };
+                this.log.push(delivery);
+                return delivery;
+            });
+            all.push(...deliveries);
+            if (!dropRule) void this.#deliverAll(deliveries, body, headers, delayMs);
+        }
+        return all;
     }
 
-    async #deliverAll(deliveries, body, headers) {
+    async #deliverAll(deliveries, body, headers, delayMs) {
+        if (delayMs > 0) await this.#sleep(delayMs);
         for (const delivery of deliveries) {
             await this.#deliver(delivery, body, headers);
         }
@@ -145,8 +222,18 @@ export class WebhookSender {
         const delays = this.config.retryDelaysMs;
         const maxAttempts = delays.length + 1;
         for (let attempt = 1; attempt <= maxAttempts && !this.closed; attempt++) {
+            await this.#acquireSlot();
+            if (this.closed) {
+                this.#releaseSlot();
+                break;
+            }
             const startedAt = new Date().toISOString();
-            const result = await postOnce(delivery.url, body, headers, this.config.webhookTimeoutMs, this.activeRequests);
+            let result;
+            try {
+                result = await postOnce(delivery.url, body, headers, this.config.webhookTimeoutMs, this.activeRequests);
+            } finally {
+                this.#releaseSlot();
+            }
             delivery.attempts.push({ startedAt, ...result });
             if (result.status >= 200 && result.status < 300) {
                 delivery.status = 'delivered';
@@ -156,6 +243,36 @@ export class WebhookSender {
             await this.#sleep(delays[attempt - 1]);
         }
         delivery.status = this.closed && delivery.attempts.length < maxAttempts ? 'cancelled' : 'failed';
+    }
+
+    // A slot is held for one attempt only, not across the retry waits.
+    #acquireSlot() {
+        if (this.#hasFreeSlot() && this.slotWaiters.length === 0) {
+            this.#takeSlot();
+            return Promise.resolve();
+        }
+        return new Promise((resolve) => this.slotWaiters.push(resolve));
+    }
+
+    #releaseSlot() {
+        this.inFlight -= 1;
+        this.#grantSlots();
+    }
+
+    #hasFreeSlot() {
+        return this.closed || this.delivery.concurrency === 0 || this.inFlight < this.delivery.concurrency;
+    }
+
+    #grantSlots() {
+        while (this.slotWaiters.length > 0 && this.#hasFreeSlot()) {
+            this.#takeSlot();
+            this.slotWaiters.shift()();
+        }
+    }
+
+    #takeSlot() {
+        this.inFlight += 1;
+        this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     }
 
     #sleep(ms) {
@@ -177,6 +294,7 @@ export class WebhookSender {
             waiting.resolve();
         }
         this.timers.clear();
+        this.#grantSlots();
         for (const req of this.activeRequests) req.destroy(Object.assign(new Error('emulator closed'), { code: 'ECANCELED' }));
     }
 }

@@ -25,8 +25,8 @@ export function testConfig(overrides = {}) {
 }
 
 /**
- * A local HTTP server that records every request. `respond(request, index)` returns a status
- * code, or 'hang' (never answer) or 'drop' (reset the socket); default 200.
+ * A local HTTP server that records every request. `respond(request, index)` returns (or resolves
+ * to) a status code, or 'hang' (never answer) or 'drop' (reset the socket); default 200.
  */
 export async function startSink(respond = () => 200) {
     const requests = [];
@@ -38,11 +38,12 @@ export async function startSink(respond = () => 200) {
             const request = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() };
             requests.push(request);
             for (const waiter of [...waiters]) waiter();
-            const action = respond(request, requests.length - 1);
-            if (action === 'hang') return;
-            if (action === 'drop') return req.socket.destroy();
-            res.writeHead(action, { 'Content-Type': 'application/json' });
-            res.end('{}');
+            void Promise.resolve(respond(request, requests.length - 1)).then((action) => {
+                if (action === 'hang') return;
+                if (action === 'drop') return req.socket.destroy();
+                res.writeHead(action, { 'Content-Type': 'application/json' });
+                res.end('{}');
+            });
         });
     });
     await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -101,6 +102,15 @@ export function client(baseUrl) {
         post: (path, body, opts = {}) => call('POST', path, { ...opts, body }),
         del: (path, opts) => call('DELETE', path, opts)
     };
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Connections made through the emulator's create control; `spec` as POST /_emulator/connections takes it. */
+export async function createConnections(api, spec) {
+    const res = await api.post('/_emulator/connections', spec);
+    if (res.status !== 201) throw new Error(`create: ${res.status} ${res.text}`);
+    return res.body.connections;
 }
 
 /** Polls `fn` until it returns a truthy value. */
