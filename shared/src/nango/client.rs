@@ -1,9 +1,11 @@
 //! The HTTP client for Nango, built once per cold start and reused.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
+use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -100,12 +102,56 @@ struct SessionData {
     expires_at: String,
 }
 
+/// One row of `GET /connections` (shared/docs/nango-api.md §4), read leniently: a row that does
+/// not make sense is the caller's to skip, and must not make the whole page unreadable.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedConnection {
+    #[serde(default)]
+    pub connection_id: Option<String>,
+    #[serde(default)]
+    pub provider_config_key: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// String → string in Nango; anything else in a value is skipped by the reader.
+    #[serde(default)]
+    pub tags: Option<serde_json::Value>,
+    #[serde(default)]
+    pub errors: Vec<ListedError>,
+    /// e.g. `2026-11-26T10:00:00.123+00:00`.
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+/// One entry of a row's `errors`: `auth` (broken credentials) or `sync` (not about credentials).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedError {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+impl ListedConnection {
+    /// Whether Nango says the connection's credentials are broken.
+    pub fn has_auth_error(&self) -> bool {
+        self.errors
+            .iter()
+            .any(|e| e.kind.as_deref() == Some("auth"))
+    }
+}
+
+#[derive(Deserialize)]
+struct ConnectionsPage {
+    connections: Vec<ListedConnection>,
+}
+
 #[derive(Clone)]
 pub struct NangoClient {
     http: reqwest::Client,
     host: String,
     secret_key: SecretString,
     timeouts: NangoTimeouts,
+    /// Every HTTP request sent (retries included), shared by the clones of this client: Nango's
+    /// rate limit counts each one.
+    requests: Arc<AtomicU64>,
 }
 
 impl NangoClient {
@@ -121,7 +167,18 @@ impl NangoClient {
             host: config.host.clone(),
             secret_key: config.secret_key.clone(),
             timeouts: config.timeouts,
+            requests: Arc::default(),
         })
+    }
+
+    /// The most one call may take, all attempts and waits included.
+    pub fn budget(&self) -> Duration {
+        self.timeouts.budget
+    }
+
+    /// How many HTTP requests this client (and its clones) has sent so far, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// `POST /connect/sessions`: a token for the Connect UI, tagged with its future owner.
@@ -157,32 +214,90 @@ impl NangoClient {
         Ok(envelope.data.into())
     }
 
+    /// `GET /connections?limit=&page=`: one page of every connection of the environment, newest
+    /// first. `limit` is always sent (without it Nango answers up to 10,000 rows); 1..=2000.
+    pub async fn list_connections(
+        &self,
+        limit: u32,
+        page: u32,
+    ) -> Result<Vec<ListedConnection>, NangoError> {
+        let mut url = self.url(&["connections"])?;
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string())
+            .append_pair("page", &page.to_string());
+        let response = self
+            .send("GET /connections", || self.http.get(url.clone()))
+            .await?;
+        let page: ConnectionsPage = read_json(response).await?;
+        Ok(page.connections)
+    }
+
+    /// `GET /connections/{id}?provider_config_key=`: whether Nango still has the connection
+    /// (`false` on 404).
+    pub async fn connection_exists(
+        &self,
+        connection_id: &ConnectionId,
+        integration_id: &IntegrationId,
+    ) -> Result<bool, NangoError> {
+        let mut url = self.url(&["connections", connection_id.as_str()])?;
+        url.query_pairs_mut()
+            .append_pair("provider_config_key", integration_id.as_str());
+        let response = self
+            .send("GET /connections/{id}", || self.http.get(url.clone()))
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            // Only its existence matters here, so the body is not read: a garbled 200 still says
+            // "exists", the answer that deletes nothing.
+            status if status.is_success() => Ok(true),
+            _ => Err(rejected(response).await),
+        }
+    }
+
+    /// `host` + path segments, each percent-encoded as one segment.
+    fn url(&self, segments: &[&str]) -> Result<Url, NangoError> {
+        let mut url = Url::parse(&self.host).map_err(|err| {
+            NangoError::InvalidResponse(format!("NANGO_HOST is not a URL: {err}"))
+        })?;
+        url.path_segments_mut()
+            .map_err(|()| NangoError::InvalidResponse("NANGO_HOST cannot have a path".to_owned()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
     async fn post<B: Serialize, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<R, NangoError> {
         let url = format!("{}{}", self.host, path);
+        let response = self
+            .send(path, || self.http.request(Method::POST, &url).json(body))
+            .await?;
+        read_json(response).await
+    }
+
+    /// Sends the request `build` makes, with the bounded retries every call to Nango gets: on 429
+    /// (after `Retry-After`, seconds or an HTTP date), 5xx, timeouts and network errors, within the
+    /// overall budget. Answers the first response that is not worth retrying, whatever its status.
+    async fn send(
+        &self,
+        path: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, NangoError> {
         let deadline = Instant::now() + self.timeouts.budget;
         let mut backoff = self.timeouts.first_backoff;
         let mut attempt = 1;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let sent = self
-                .http
-                .post(&url)
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = build()
                 .bearer_auth(self.secret_key.expose_secret())
-                .json(body)
                 .timeout(self.timeouts.attempt.min(remaining))
                 .send()
                 .await;
             let retryable = match sent {
-                Ok(response) if response.status().is_success() => {
-                    return response
-                        .json::<R>()
-                        .await
-                        .map_err(|err| NangoError::InvalidResponse(without_url(err)));
-                }
                 Ok(response) if is_retryable(response.status()) => {
                     let retry_after = retry_after(&response);
                     NangoError::Unavailable {
@@ -190,7 +305,7 @@ impl NangoClient {
                         retry_after,
                     }
                 }
-                Ok(response) => return Err(rejected(response).await),
+                Ok(response) => return Ok(response),
                 Err(err) if err.is_timeout() => NangoError::Timeout,
                 Err(err) => NangoError::Unavailable {
                     cause: without_url(err),
@@ -216,6 +331,19 @@ impl NangoClient {
             backoff *= 2;
             attempt += 1;
         }
+    }
+}
+
+/// A 2xx body as `R`; anything else is Nango's refusal.
+async fn read_json<R: DeserializeOwned>(response: reqwest::Response) -> Result<R, NangoError> {
+    if !response.status().is_success() {
+        return Err(rejected(response).await);
+    }
+    match response.json::<R>().await {
+        Ok(value) => Ok(value),
+        // The body stopped coming within the attempt's time.
+        Err(err) if err.is_timeout() => Err(NangoError::Timeout),
+        Err(err) => Err(NangoError::InvalidResponse(without_url(err))),
     }
 }
 
