@@ -4,6 +4,7 @@
 
 pub mod create_session;
 pub mod list_connections;
+pub mod reconcile_connections;
 pub mod reconnect_session;
 pub mod webhook_receiver;
 

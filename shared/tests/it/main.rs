@@ -7,6 +7,7 @@
 mod access;
 mod dynamo_proxy;
 mod list;
+mod reconcile;
 mod reconnect;
 mod sessions;
 mod storage;
