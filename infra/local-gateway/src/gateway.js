@@ -2,7 +2,8 @@
 // - API Gateway HTTP API: three routes behind a JWT authorizer (401 {"message":"Unauthorized"}
 //   before the function is called), CORS limited to the allowed origins, 404 for other routes;
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
-// - local-only extras: POST /dev/token, /demo-config.json and the demo page's static files.
+// - local-only extras: POST /dev/token, POST /dev/reconcile (runs the scheduled reconciliation now),
+//   /demo-config.json and the demo page's static files.
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
@@ -129,6 +130,18 @@ export function createGateway({ functions, jwt, allowedOrigins, staticRoots, dem
         if (typeof claims[name] === 'string' && claims[name].trim()) picked[name] = claims[name].trim();
       }
       return json(res, 200, { token: mint(jwt.secret, picked, jwt) }, cors);
+    }
+
+    // Deployed, EventBridge Scheduler invokes it (or `aws lambda invoke`); here, this does.
+    if (url.pathname === '/dev/reconcile' && req.method === 'POST') {
+      if (!functions['reconcile-connections']) return json(res, 404, { message: 'Not Found' });
+      try {
+        const summary = await functions['reconcile-connections'].invoke({ source: 'local-gateway', 'detail-type': 'on demand' });
+        return json(res, 200, summary);
+      } catch (error) {
+        log(`[gateway] ${error.message}`);
+        return json(res, 502, { message: error.message });
+      }
     }
 
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);

@@ -1,4 +1,4 @@
-// Starts the local gateway and the four function binaries behind it.
+// Starts the local gateway and the function binaries behind it.
 // Configuration comes from the environment (scripts/dev sets it); see README.md.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +22,15 @@ const passed = [
   'NANGO_HOST', 'NANGO_SECRET_KEY', 'NANGO_WEBHOOK_SIGNING_KEY', 'NANGO_ALLOWED_INTEGRATIONS',
   'CONNECTIONS_TABLE', 'END_USER_ID_CLAIM', 'END_USER_EMAIL_CLAIM', 'END_USER_NAME_CLAIM',
   'ORGANIZATION_ID_CLAIM', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY', 'RUST_LOG',
+  'AWS_SECRET_ACCESS_KEY', 'RUST_LOG', 'RECONCILE_PAGE_SIZE', 'RECONCILE_MAX_PAGES',
+  'RECONCILE_MAX_CONFIRMATIONS', 'RECONCILE_GRACE_SECONDS',
 ];
 const functionEnv = Object.fromEntries(passed.filter((name) => env[name]).map((name) => [name, env[name]]));
 // As in template.yaml.
-const timeouts = { 'create-session': 20_000, 'reconnect-session': 20_000, 'list-connections': 15_000, 'webhook-receiver': 10_000 };
+const timeouts = {
+  'create-session': 20_000, 'reconnect-session': 20_000, 'list-connections': 15_000, 'webhook-receiver': 10_000,
+  'reconcile-connections': 300_000,
+};
 
 const functions = {};
 for (const [name, timeoutMs] of Object.entries(timeouts)) {
@@ -53,7 +57,7 @@ const gateway = createGateway({
 });
 gateway.listen(port, host, () => console.log(`local gateway listening on ${origin}`));
 
-// Start every sandbox now, so the first click does not pay four cold starts.
+// Start every sandbox now, so the first click does not pay the cold starts.
 for (const fn of Object.values(functions)) fn.start();
 
 const stop = () => {

@@ -15,7 +15,7 @@ const fake = (name) => ({
   },
 });
 const functions = Object.fromEntries(
-  ['create-session', 'reconnect-session', 'list-connections', 'webhook-receiver'].map((n) => [n, fake(n)]),
+  ['create-session', 'reconnect-session', 'list-connections', 'webhook-receiver', 'reconcile-connections'].map((n) => [n, fake(n)]),
 );
 let server, base;
 
@@ -131,4 +131,14 @@ test('static files are served, and nothing outside their folder', async () => {
   assert.equal(await (await fetch(`${base}/`)).text(), '<h1>demo</h1>');
   assert.equal((await fetch(`${base}/..%2f..%2fetc%2fpasswd`)).status, 404);
   assert.deepEqual(await (await fetch(`${base}/demo-config.json`)).json(), { emulator: true });
+});
+
+test('POST /dev/reconcile runs the reconciliation with a non-HTTP event and answers its result', async () => {
+  calls.length = 0;
+  const response = await fetch(`${base}/dev/reconcile`, { method: 'POST' });
+  assert.equal(response.status, 200);
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].name, 'reconcile-connections');
+  assert.equal(calls[0].event.requestContext, undefined, 'not an API Gateway event');
+  assert.equal((await fetch(`${base}/dev/reconcile`)).status, 404, 'POST only');
 });
