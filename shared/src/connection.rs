@@ -756,14 +756,13 @@ mod properties {
                     prop_assert_eq!(&state.integration_id, &before.integration_id);
                 }
                 // A listing newer than everything stored says what the status is.
-                if let (Change::Observed(observation), Some(before)) = (&webhook.change, &before) {
-                    if before.status != Status::Deleted
-                        && before.integration_id == webhook.integration_id
-                        && before.updated_at < observation.as_of
-                    {
-                        let observed = if observation.auth_error { Status::Error } else { Status::Active };
-                        prop_assert_eq!(state.status, observed);
-                    }
+                if let (Change::Observed(observation), Some(before)) = (&webhook.change, &before)
+                    && before.status != Status::Deleted
+                    && before.integration_id == webhook.integration_id
+                    && before.updated_at < observation.as_of
+                {
+                    let observed = if observation.auth_error { Status::Error } else { Status::Active };
+                    prop_assert_eq!(state.status, observed);
                 }
                 match &first_owner {
                     Some(owner) => prop_assert_eq!(&state.owner, owner, "the owner never moves"),

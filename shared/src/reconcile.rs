@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::config::{ConfigError, Source, optional};
 use crate::connection::{self, AuthEvent, Change, Connection, Observation, Owner, Status};
-use crate::nango::{ConnectionId, IntegrationId, ListedConnection, NangoClient, Tags};
+use crate::nango::{ConnectionId, IntegrationId, ListedConnection, NangoClient, NangoError, Tags};
 use crate::store::{self, ConnectionStore, Recorded, StoreError};
 use crate::webhook::payload::label;
 
@@ -261,10 +261,10 @@ impl Reconciler {
                 summary.unchanged += 1;
                 continue;
             }
-            if writes.len() >= WRITE_CONCURRENCY {
-                if let Some(done) = writes.join_next().await {
-                    count_write(done, summary);
-                }
+            if writes.len() >= WRITE_CONCURRENCY
+                && let Some(done) = writes.join_next().await
+            {
+                count_write(done, summary);
             }
             let store = self.store.clone();
             let current = current.cloned();
@@ -295,13 +295,12 @@ impl Reconciler {
             .collect();
         // Oldest news first, so a backlog larger than the cap is worked through over runs.
         absent.sort_by(|a, b| a.updated_at.cmp(&b.updated_at));
-        let mut confirmations = 0;
         for (index, connection) in absent.iter().enumerate() {
-            if confirmations >= self.settings.max_confirmations || !self.time_for_a_call(deadline) {
+            if index >= self.settings.max_confirmations as usize || !self.time_for_a_call(deadline)
+            {
                 summary.confirmations_deferred += (absent.len() - index) as u64;
                 break;
             }
-            confirmations += 1;
             match self
                 .nango
                 .connection_exists(&connection.id, &connection.integration_id)
@@ -330,6 +329,12 @@ impl Reconciler {
                             summary.write_failures += 1;
                         }
                     }
+                }
+                Err(err @ NangoError::Rejected { .. }) => {
+                    // About this one connection (say, its integration is gone from Nango): only a
+                    // 404 proves it deleted, so it stays; the others are still looked up.
+                    tracing::warn!(connection_id = %connection.id, error = %err, "Nango refused to look up an absent connection");
+                    summary.confirmations_deferred += 1;
                 }
                 Err(err) => {
                     // Nango is failing: the rest waits for the next run rather than spend the budget.

@@ -631,3 +631,63 @@ async fn confirmations_are_capped_per_run() {
         (1, 0)
     );
 }
+
+#[tokio::test]
+async fn a_lookup_nango_refuses_keeps_that_connection_and_the_others_are_still_looked_up() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const GONE: &str = "0b7c3f4e-5a6d-4e8f-9a0b-1c2d3e4f5a6b";
+
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    given(&receiver, &creation()).await;
+    given(&receiver, &creation().replace(CONNECTION_ID, GONE)).await;
+    let nango = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/connections"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connections": []})))
+        .mount(&nango)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/connections/{CONNECTION_ID}")))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": {"code": "unknown_provider_config"}})),
+        )
+        .expect(1)
+        .mount(&nango)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/connections/{GONE}")))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"error": {"code": "not_found"}})),
+        )
+        .expect(1)
+        .mount(&nango)
+        .await;
+
+    let summary = run(&reconciler(
+        nango_client(&nango.uri(), fast_timeouts()),
+        &store,
+        settings(1000),
+    ))
+    .await;
+
+    assert_eq!(
+        (
+            summary.marked_deleted,
+            summary.confirmations_deferred,
+            summary.nango_requests
+        ),
+        (1, 1, 3),
+        "{summary:?}"
+    );
+    assert_eq!(
+        store.get(&id(CONNECTION_ID)).await.unwrap().unwrap().status,
+        Status::Active
+    );
+    assert_eq!(
+        store.get(&id(GONE)).await.unwrap().unwrap().status,
+        Status::Deleted
+    );
+}
