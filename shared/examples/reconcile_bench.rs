@@ -81,20 +81,20 @@ async fn main() -> Result<(), Error> {
                        "tags": {"end_user_id": format!("user-{}", i % 1000), "organization_id": format!("org-{}", i % 97)}})
             })
             .collect();
-        let created = control(
-            &http,
-            &nango_host,
-            "POST",
-            "/_emulator/connections",
-            json!({"connections": specs}),
-        )
-        .await?;
-        let ids: Vec<String> = created["connections"]
-            .as_array()
-            .ok_or("the emulator answered no connections")?
-            .iter()
-            .filter_map(|row| row["connection_id"].as_str().map(str::to_owned))
-            .collect();
+        // A few thousand a call keeps each request under the emulator's body limit.
+        let mut ids: Vec<String> = Vec::with_capacity(size);
+        for chunk in specs.chunks(2_000) {
+            let body = json!({ "connections": chunk });
+            let created =
+                control(&http, &nango_host, "POST", "/_emulator/connections", body).await?;
+            ids.extend(
+                created["connections"]
+                    .as_array()
+                    .ok_or("the emulator answered no connections")?
+                    .iter()
+                    .filter_map(|row| row["connection_id"].as_str().map(str::to_owned)),
+            );
+        }
 
         measure("all new", size, &reconciler, shown).await?;
         measure("unchanged", size, &reconciler, shown).await?;
