@@ -355,6 +355,10 @@ async function main() {
       NANGO_WEBHOOK_SIGNING_KEY: nango.signingKey,
       CONNECTIONS_TABLE: process.env.CONNECTIONS_TABLE,
       AWS_ENDPOINT_URL_DYNAMODB: process.env.AWS_ENDPOINT_URL_DYNAMODB,
+      // The receiver needs a bus; auth webhooks never publish from it (their events come from the
+      // table's stream), so nothing listens there.
+      EVENT_BUS_NAME: 'bench',
+      AWS_ENDPOINT_URL_EVENTBRIDGE: 'http://127.0.0.1:1',
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'bench',
       AWS_SECRET_ACCESS_KEY: 'bench',

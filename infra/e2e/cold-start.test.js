@@ -33,6 +33,8 @@ const cases = [
   ['webhook-receiver', { CONNECTIONS_TABLE: 't', NANGO_WEBHOOK_SIGNING_KEY: ' , ' }, 'NANGO_WEBHOOK_SIGNING_KEY'],
   ['webhook-receiver', { CONNECTIONS_TABLE: 't', NANGO_WEBHOOK_SIGNING_KEY: SECRET }, 'EVENT_BUS_NAME'],
   ['publish-events', {}, 'EVENT_BUS_NAME'],
+  ['reconcile-connections', { CONNECTIONS_TABLE: 't' }, 'NANGO_SECRET_KEY'],
+  ['reconcile-connections', { CONNECTIONS_TABLE: 't', NANGO_SECRET_KEY: SECRET, RECONCILE_PAGE_SIZE: '5000' }, 'RECONCILE_PAGE_SIZE'],
 ];
 
 for (const [fn, env, variable] of cases) {

@@ -49,6 +49,7 @@ API_FUNCTIONS = ["CreateSessionFunction", "ReconnectSessionFunction", "ListConne
                  "DeleteConnectionFunction"]
 RECEIVER = "WebhookReceiverFunction"
 PUBLISHER = "PublishEventsFunction"
+RECONCILER = "ReconcileConnectionsFunction"
 FUNCTIONS = {
     # logical id: Cargo workspace member (its binary has the same name)
     "CreateSessionFunction": "create-session",
@@ -57,6 +58,7 @@ FUNCTIONS = {
     "DeleteConnectionFunction": "delete-connection",
     RECEIVER: "webhook-receiver",
     PUBLISHER: "publish-events",
+    RECONCILER: "reconcile-connections",
 }
 ROUTES = {
     ("POST", "/sessions"): "CreateSessionFunction",
@@ -78,6 +80,9 @@ PERMISSIONS = {
     PUBLISHER: [("dynamodb:DescribeStream", STREAM_ARN), ("dynamodb:GetRecords", STREAM_ARN),
                 ("dynamodb:GetShardIterator", STREAM_ARN), ("dynamodb:ListStreams", "*"),
                 (PUT_EVENTS, BUS_ARN), ("sqs:SendMessage", DLQ_ARN)],
+    # One Scan per run (shared/src/store.rs, scan_all), then the receiver's read and conditional write.
+    RECONCILER: [("dynamodb:Scan", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN),
+                 (GET_SECRET, SECRET_ARN)],
 }
 # IAM grants these only on "*" (they have no resource type).
 UNSCOPED_ACTIONS = {"dynamodb:ListStreams"}
@@ -91,6 +96,11 @@ NANGO_WEBHOOK_TIMEOUT = 20  # Nango waits this long for the receiver (per delive
 API_GATEWAY_TIMEOUT = 29  # API Gateway's integration timeout
 NANGO_BUDGET = 9  # shared/src/config.rs: all calls to Nango in one request
 NANGO_CALLERS = {"CreateSessionFunction", "ReconnectSessionFunction", "DeleteConnectionFunction"}
+# shared/src/handlers/reconcile_connections.rs: one call to Nango from a run (all attempts and waits),
+# and the time a run keeps free at the end of its invocation.
+RECONCILE_NANGO_BUDGET = 75
+RECONCILE_FINISH_MARGIN = 20
+RECONCILE_DEFAULT_MINUTES = 15
 # Functions that decide who may act on a stored connection (shared/src/access.rs).
 POLICY_READERS = {"ReconnectSessionFunction", "ListConnectionsFunction", "DeleteConnectionFunction"}
 ORGANIZATION_ACCESS_VALUES = ["shared", "visible", "private"]
@@ -216,10 +226,14 @@ def check_logging(t):
 
 
 def check_routes(t):
-    """Each route goes to its function, on the one HTTP API; the receiver has no API route."""
+    """Each route goes to its function, on the one HTTP API; the receiver and the reconciliation have
+    no API route."""
     found = {}
     for name in FUNCTIONS:
         for event_name, event in function(t, name).get("Events", {}).items():
+            if name == RECONCILER:
+                assert event["Type"] == "ScheduleV2", f"{name}.{event_name}: only its schedule"
+                continue
             assert event["Type"] == "HttpApi", f"{name}.{event_name}: only HTTP API routes"
             props = event["Properties"]
             assert props.get("ApiId") == {"Ref": "Api"}, f"{name}.{event_name}: not on the JWT API"
@@ -405,6 +419,29 @@ def check_timeouts(t):
         assert function(t, name)["MemorySize"] >= 256, f"{name}: too little CPU for a TLS handshake"
 
 
+def check_schedule(t):
+    """Reconciliation runs on one EventBridge Scheduler schedule, every ReconcileIntervalMinutes
+    (default 15), never retried, never overlapping the previous run, and ends its calls to Nango
+    before its timeout."""
+    props = function(t, RECONCILER)
+    events = props.get("Events", {})
+    assert len(events) == 1, events
+    schedule = next(iter(events.values()))
+    assert schedule["Type"] == "ScheduleV2"
+    settings = schedule["Properties"]
+    assert settings.get("ScheduleExpression") == {"Fn::Sub": "rate(${ReconcileIntervalMinutes} minutes)"}
+    assert settings.get("State", "ENABLED") == "ENABLED"
+    assert settings.get("RetryPolicy", {}).get("MaximumRetryAttempts") == 0, "a retried run competes with the next"
+    parameter = t["Parameters"]["ReconcileIntervalMinutes"]
+    assert parameter["Type"] == "Number"
+    assert int(parameter["Default"]) == RECONCILE_DEFAULT_MINUTES
+    # "rate(1 minutes)" is not an expression; and runs must not overlap.
+    assert int(parameter["MinValue"]) * 60 >= props["Timeout"] and int(parameter["MinValue"]) > 1
+    assert props["Timeout"] <= 900
+    assert props["Timeout"] >= RECONCILE_NANGO_BUDGET + RECONCILE_FINISH_MARGIN, "no time for one call to Nango"
+    assert "FunctionUrlConfig" not in props
+
+
 def check_nango_host(t):
     """NangoHost accepts exactly the deployable hosts the code accepts (the shared list of cases)."""
     parameter = t["Parameters"]["NangoHost"]
@@ -459,6 +496,7 @@ def check_outputs(t):
         "EventBusName": BUS_NAME,
         "EventBusArn": BUS_ARN,
         "EventsDeadLetterQueueUrl": {"Ref": DLQ},
+        "ReconcileFunctionName": {"Ref": RECONCILER},
     }
 
 
@@ -569,6 +607,10 @@ def test_timeouts_within_bounds(template):
 
 def test_outputs(template):
     check_outputs(template)
+
+
+def test_reconciliation_runs_on_a_schedule(template):
+    check_schedule(template)
 
 
 def test_nango_host_accepts_what_the_code_accepts(template):
@@ -730,6 +772,21 @@ MUTATIONS = {
     "short Nango call": (check_timeouts, set_in([R, "ReconnectSessionFunction", "Properties", "Timeout"], 9)),
     "128 MB": (check_timeouts, set_in([R, "CreateSessionFunction", "Properties", "MemorySize"], 128)),
     "missing output": (check_outputs, delete_in(["Outputs", "WebhookUrl"])),
+    "reconciler on the API": (check_routes, set_in([R, RECONCILER, "Properties", "Events", "Reconcile"], {
+        "Type": "HttpApi", "Properties": {"ApiId": {"Ref": "Api"}, "Method": "POST", "Path": "/reconcile"}})),
+    "reconciler deletes": (functools.partial(check_least_privilege, name=RECONCILER),
+                           add_statement(RECONCILER, "dynamodb:DeleteItem", TABLE_ARN)),
+    "fixed schedule": (check_schedule, set_in([R, RECONCILER, "Properties", "Events", "Reconcile", "Properties",
+                                               "ScheduleExpression"], "rate(1 hour)")),
+    "retried runs": (check_schedule, set_in([R, RECONCILER, "Properties", "Events", "Reconcile", "Properties",
+                                             "RetryPolicy", "MaximumRetryAttempts"], 2)),
+    "disabled schedule": (check_schedule, set_in([R, RECONCILER, "Properties", "Events", "Reconcile", "Properties",
+                                                  "State"], "DISABLED")),
+    "overlapping runs": (check_schedule, set_in(["Parameters", "ReconcileIntervalMinutes", "MinValue"], 1)),
+    "hourly by default": (check_schedule, set_in(["Parameters", "ReconcileIntervalMinutes", "Default"], 60)),
+    "reconciler cut short": (check_schedule, set_in([R, RECONCILER, "Properties", "Timeout"], 60)),
+    "two schedules": (check_schedule, set_in([R, RECONCILER, "Properties", "Events", "Again"], {
+        "Type": "ScheduleV2", "Properties": {"ScheduleExpression": "rate(5 minutes)"}})),
     "http Nango host": (check_nango_host, set_in(["Parameters", "NangoHost", "AllowedPattern"], "^https?://\\S+$")),
     "bare https": (check_nango_host, set_in(["Parameters", "NangoHost", "AllowedPattern"], "^https://.*$")),
     "public policy": (check_organization_access, set_in(["Parameters", "OrganizationAccess", "AllowedValues"],

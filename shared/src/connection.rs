@@ -20,6 +20,12 @@
 //!   webhook. Nango repeats refresh failures and the user can reconnect, so this heals;
 //! - two non-empty tag sets delivered out of order: the older set wins until the next webhook.
 //!
+//! Reconciliation ([`crate::reconcile`]) goes through the same function, with [`Change::Observed`]:
+//! what Nango's `GET /connections` says of a connection now. A listing is read from a replica and
+//! may be older than the last webhook, so an observation changes status, error and tags only of a
+//! connection nothing newer has written (`updatedAt` before the observation's `as_of`); it always
+//! stores a connection we never heard of and teaches an owner still unknown.
+//!
 //! The owner (end user and organization, as one) is set once, by the first webhook or reconciliation
 //! that names one, and never changed after: who may see, reconnect and delete a connection must not
 //! depend on which webhook came last, nor be movable by whoever can get a differently tagged webhook
@@ -96,6 +102,19 @@ pub struct Owner {
 }
 
 impl Owner {
+    /// The owner Nango's tags name: only ids that pass [`EndUserId::parse`] /
+    /// [`OrganizationId::parse`] count.
+    pub fn from_tags(tags: &Tags) -> Self {
+        Owner {
+            end_user_id: tags
+                .get(tags::END_USER_ID)
+                .and_then(|id| EndUserId::parse(id).ok()),
+            organization_id: tags
+                .get(tags::ORGANIZATION_ID)
+                .and_then(|id| OrganizationId::parse(id).ok()),
+        }
+    }
+
     pub fn is_known(&self) -> bool {
         self.end_user_id.is_some() || self.organization_id.is_some()
     }
@@ -149,8 +168,36 @@ pub enum Change {
     Reconnected,
     /// `override` or `refresh` + failure: the user must reconnect.
     Failed(Failure),
-    /// `deletion`.
+    /// `deletion`, or reconciliation's confirmed absence from Nango.
     Deleted,
+    /// Reconciliation: Nango lists the connection, with or without an `auth` error.
+    Observed(Observation),
+}
+
+/// What one row of Nango's `GET /connections` says of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// `errors` holds one of type `auth`: the credentials are broken. (`sync` errors are not.)
+    pub auth_error: bool,
+    /// Nango's `created`, as RFC 3339 UTC with milliseconds; used only for a connection we never
+    /// stored, so that it sorts where Nango created it rather than where we found it.
+    pub created_at: Option<String>,
+    /// The listing may lag behind writes this long before it was read: a stored connection written
+    /// at or after `as_of` has news the listing may not show yet, and keeps its status, error and
+    /// tags (the next run sees the listing catch up).
+    pub as_of: String,
+}
+
+/// The failure an observed `auth` error gets when no webhook said why: Nango's listing carries only
+/// the error's type (and a log id), never its description. A failure a webhook stored is more
+/// precise, and is kept.
+pub const OBSERVED_FAILURE_TYPE: &str = "auth";
+pub const OBSERVED_FAILURE_DESCRIPTION: &str = "Nango reports this connection's credentials as broken; the webhook that said why was not received. The user must reconnect.";
+
+impl Failure {
+    pub fn observed() -> Self {
+        Failure::new(OBSERVED_FAILURE_TYPE, OBSERVED_FAILURE_DESCRIPTION)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +231,13 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
             tags: Tags::new(),
             status: Status::Active,
             error: None,
-            created_at: now.to_owned(),
+            created_at: match &event.change {
+                Change::Observed(Observation {
+                    created_at: Some(created_at),
+                    ..
+                }) => created_at.clone(),
+                _ => now.to_owned(),
+            },
             updated_at: now.to_owned(),
             deleted_at: None,
             reconnected_at: None,
@@ -221,6 +274,21 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
         Change::Deleted => {
             next.status = Status::Deleted;
             next.deleted_at = Some(now.to_owned());
+        }
+        Change::Observed(observation) => {
+            let newer_than_listing = current.is_some_and(|c| c.updated_at >= observation.as_of);
+            if !newer_than_listing {
+                if observation.auth_error {
+                    if next.status != Status::Error || next.error.is_none() {
+                        next.status = Status::Error;
+                        next.error = Some(Failure::observed());
+                    }
+                } else {
+                    next.status = Status::Active;
+                    next.error = None;
+                }
+                learn_tags(&mut next, event);
+            }
         }
     }
 
@@ -393,6 +461,8 @@ mod tests {
             Change::Authorized,
             failure(),
             Change::Deleted,
+            observed(false, T2),
+            observed(true, T2),
         ] {
             assert_eq!(
                 apply(Some(&deleted), &event(change, owner_tags()), T2),
@@ -473,6 +543,85 @@ mod tests {
         );
     }
 
+    fn observed(auth_error: bool, as_of: &str) -> Change {
+        Change::Observed(Observation {
+            auth_error,
+            created_at: Some("2026-11-01T08:00:00.000Z".into()),
+            as_of: as_of.into(),
+        })
+    }
+
+    #[test]
+    fn an_observed_connection_never_stored_is_stored_with_its_owner_and_nangos_creation_time() {
+        let found = apply(None, &event(observed(false, T0), owner_tags()), T1).unwrap();
+        assert_eq!(found.status, Status::Active);
+        assert_eq!(found.owner.end_user_id.as_deref(), Some("user-42"));
+        assert_eq!(found.owner.organization_id.as_deref(), Some("org-7"));
+        assert_eq!(found.tags, owner_tags());
+        assert_eq!(found.created_at, "2026-11-01T08:00:00.000Z");
+        assert_eq!(found.updated_at, T1);
+        let broken = apply(None, &event(observed(true, T0), owner_tags()), T1).unwrap();
+        assert_eq!(broken.status, Status::Error);
+        assert_eq!(broken.error, Some(Failure::observed()));
+    }
+
+    #[test]
+    fn an_observed_auth_error_keeps_the_failure_a_webhook_described() {
+        let failed = apply(Some(&created()), &event(failure(), owner_tags()), T1).unwrap();
+        assert_eq!(
+            apply(Some(&failed), &event(observed(true, T2), owner_tags()), T2),
+            None,
+            "already error, with a more precise failure"
+        );
+        let broken = apply(
+            Some(&created()),
+            &event(observed(true, T2), owner_tags()),
+            T2,
+        )
+        .unwrap();
+        assert_eq!(broken.status, Status::Error);
+        assert_eq!(broken.error, Some(Failure::observed()));
+        assert_eq!(broken.created_at, T0, "createdAt never moves");
+    }
+
+    #[test]
+    fn an_observation_without_auth_error_heals_and_a_repeat_changes_nothing() {
+        let failed = apply(Some(&created()), &event(failure(), owner_tags()), T1).unwrap();
+        let healed = apply(Some(&failed), &event(observed(false, T2), owner_tags()), T2).unwrap();
+        assert_eq!(healed.status, Status::Active);
+        assert_eq!(healed.error, None);
+        assert_eq!(
+            apply(Some(&healed), &event(observed(false, T2), owner_tags()), T2),
+            None
+        );
+    }
+
+    #[test]
+    fn an_observation_older_than_the_last_write_changes_no_status_but_teaches_the_owner() {
+        // A refresh failure stored at T1; a listing trusted only up to T0 cannot undo it.
+        let orphan = apply(None, &event(failure(), Tags::new()), T1).unwrap();
+        let next = apply(Some(&orphan), &event(observed(false, T0), owner_tags()), T2).unwrap();
+        assert_eq!(next.status, Status::Error);
+        assert_eq!(next.error, orphan.error);
+        assert_eq!(next.owner.end_user_id.as_deref(), Some("user-42"));
+        // Tags follow the same rule as the status: the listing is not yet trusted.
+        assert_eq!(next.tags, Tags::new());
+    }
+
+    #[test]
+    fn an_observation_never_moves_a_known_owner() {
+        let mut moved = owner_tags();
+        moved.insert("end_user_id", "mallory");
+        let next = apply(
+            Some(&created()),
+            &event(observed(true, T2), moved.clone()),
+            T2,
+        )
+        .unwrap();
+        assert_eq!(next.owner, created().owner);
+        assert_eq!(next.tags, moved, "tags mirror Nango's");
+    }
+
     #[test]
     fn failures_are_bounded() {
         let failure = Failure::new(&"t".repeat(1000), &"é".repeat(1_000_000));
@@ -491,8 +640,8 @@ mod tests {
     }
 }
 
-/// The lifecycle's promises, for any sequence of auth webhooks for one connection, delivered with
-/// duplicates and in any order.
+/// The lifecycle's promises, for any sequence of auth webhooks and reconciliation observations for
+/// one connection, delivered with duplicates and in any order.
 #[cfg(test)]
 mod properties {
     use proptest::prelude::*;
@@ -516,6 +665,23 @@ mod properties {
             ))),
             Just(Change::Failed(Failure::new("unknown", ""))),
             Just(Change::Deleted),
+            // Listings trusted up to a time before, within or after the deliveries' timestamps.
+            (
+                any::<bool>(),
+                prop::option::of(Just("2026-11-01T08:00:00.000Z".to_owned())),
+                prop::sample::select(vec![
+                    "2026-11-26T09:00:00.000Z",
+                    "2026-11-26T10:00:05.000Z",
+                    "2026-11-26T11:00:00.000Z",
+                ]),
+            )
+                .prop_map(|(auth_error, created_at, as_of)| Change::Observed(
+                    Observation {
+                        auth_error,
+                        created_at,
+                        as_of: as_of.to_owned(),
+                    }
+                )),
         ]
     }
 
@@ -560,7 +726,7 @@ mod properties {
         })
     }
 
-    /// Webhooks as delivered: some sent once, some duplicated, all shuffled.
+    /// Webhooks and reconciliation runs as delivered: some sent once, some duplicated, all shuffled.
     fn deliveries() -> impl Strategy<Value = Vec<AuthEvent>> {
         prop::collection::vec((webhook(), 1..3usize), 1..12)
             .prop_map(|sent| {
@@ -597,6 +763,15 @@ mod properties {
                     }
                     prop_assert_eq!(&state.created_at, &before.created_at);
                     prop_assert_eq!(&state.integration_id, &before.integration_id);
+                }
+                // A listing newer than everything stored says what the status is.
+                if let (Change::Observed(observation), Some(before)) = (&webhook.change, &before)
+                    && before.status != Status::Deleted
+                    && before.integration_id == webhook.integration_id
+                    && before.updated_at < observation.as_of
+                {
+                    let observed = if observation.auth_error { Status::Error } else { Status::Active };
+                    prop_assert_eq!(state.status, observed);
                 }
                 match &first_owner {
                     Some(owner) => prop_assert_eq!(&state.owner, owner, "the owner never moves"),

@@ -1,5 +1,6 @@
 //! The connections table in DynamoDB: one item per connection, listed by owner through two
-//! global secondary indexes. Never scans.
+//! global secondary indexes. The request paths never scan; only reconciliation does (see
+//! [`ConnectionStore::scan_all`]).
 //!
 //! The table itself is defined once, in `infra/dynamodb/connections-table.json`.
 //!
@@ -16,7 +17,7 @@
 //! | `status`           | S    | `active`, `error` or `deleted`                                 |
 //! | `errorType`        | S?   | with `status = error`: Nango's error type                      |
 //! | `errorDescription` | S?   | with `status = error`: Nango's error description               |
-//! | `createdAt`        | S    | RFC 3339 UTC, ms; first time we heard of it; sort key of both indexes |
+//! | `createdAt`        | S    | RFC 3339 UTC, ms; first time we heard of it (for a connection found by reconciliation: Nango's `created`); sort key of both indexes |
 //! | `updatedAt`        | S    | RFC 3339 UTC, ms; last change                                  |
 //! | `deletedAt`        | S?   | when the deletion webhook arrived                              |
 //! | `reconnectedAt`    | S?   | when a completed reconnect last brought it back from `error`   |
@@ -141,8 +142,22 @@ impl ConnectionStore {
     /// and the change is decided again on it, with no separate read; a "no change" decided on a
     /// guess is confirmed by a read before it is believed.
     pub async fn record(&self, event: &AuthEvent) -> Result<Recorded, StoreError> {
-        let mut current = self.memory.recall(&event.connection_id);
-        let mut confirmed = false;
+        self.record_from(event, None).await
+    }
+
+    /// [`record`](Self::record), starting from a state the caller already read (`read`: `Some`
+    /// of what it found), which saves the first guess. The write is conditional on that state's
+    /// version all the same: if anything wrote since, the stored item comes back and the change is
+    /// decided again on it.
+    pub async fn record_from(
+        &self,
+        event: &AuthEvent,
+        read: Option<Option<Connection>>,
+    ) -> Result<Recorded, StoreError> {
+        let (mut current, mut confirmed) = match read {
+            Some(state) => (state, true),
+            None => (self.memory.recall(&event.connection_id), false),
+        };
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let Some(next) = connection::apply(current.as_ref(), event, &now()) else {
                 if confirmed {
@@ -223,6 +238,34 @@ impl ConnectionStore {
         }
         Err(PutError::Store(store_error(err)))
     }
+
+    /// Every stored connection (deleted ones included), read with a paginated, strongly
+    /// consistent Scan. For reconciliation only: it compares the whole table with Nango's whole
+    /// listing, every few minutes, from one invocation, so reading the whole table is the job
+    /// itself: a Scan reads it in 1 MB pages (thousands of items a request), where reading the same
+    /// items by key would take one BatchGetItem per 100 and still miss the ones Nango no longer
+    /// lists. Read capacity is charged by item size either way. No request path scans.
+    pub async fn scan_all(&self) -> Result<Vec<Connection>, StoreError> {
+        let items: Vec<_> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(store_error)?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                from_item(item)
+                    .inspect_err(|err| tracing::error!(error = %err, "skipping a malformed item"))
+                    .ok()
+            })
+            .collect())
+    }
 }
 
 enum PutError {
@@ -233,9 +276,14 @@ enum PutError {
 
 /// Now, as RFC 3339 UTC with milliseconds: fixed width, so text order is time order.
 pub fn now() -> String {
+    timestamp(OffsetDateTime::now_utc())
+}
+
+/// `at` in the form of [`now`] (converted to UTC).
+pub fn timestamp(at: OffsetDateTime) -> String {
     let format =
         format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    OffsetDateTime::now_utc()
+    at.to_offset(time::UtcOffset::UTC)
         .format(format)
         .expect("a UTC time always formats")
 }

@@ -3,8 +3,9 @@
 //   before the function is called), CORS limited to the allowed origins, 404 for other routes;
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
 // - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
-//   (unless the gateway checks a real issuer's tokens), /demo-config.json, the demo page's static
-//   files, and the API reference (/api-reference/, over /openapi.yaml).
+//   (unless the gateway checks a real issuer's tokens), POST /dev/reconcile (runs the scheduled
+//   reconciliation now), /demo-config.json, the demo page's static files, and the API reference
+//   (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
@@ -182,6 +183,18 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
         if (typeof claims[name] === 'string' && claims[name].trim()) picked[name] = claims[name].trim();
       }
       return json(res, 200, { token: await localIssuer.mint(picked) }, cors);
+    }
+
+    // Deployed, EventBridge Scheduler invokes it (or `aws lambda invoke`); here, this does.
+    if (url.pathname === '/dev/reconcile' && req.method === 'POST') {
+      if (!functions['reconcile-connections']) return json(res, 404, { message: 'Not Found' });
+      try {
+        const summary = await functions['reconcile-connections'].invoke({ source: 'local-gateway', 'detail-type': 'on demand' });
+        return json(res, 200, summary);
+      } catch (error) {
+        log(`[gateway] ${error.message}`);
+        return json(res, 502, { message: error.message });
+      }
     }
 
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);

@@ -44,6 +44,7 @@ const passed = [
   'CONNECTIONS_TABLE', 'END_USER_ID_CLAIM', 'END_USER_EMAIL_CLAIM', 'END_USER_NAME_CLAIM',
   'ORGANIZATION_ID_CLAIM', 'ORGANIZATION_ACCESS', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_REGION', 'AWS_ACCESS_KEY_ID',
   'AWS_SECRET_ACCESS_KEY', 'RUST_LOG', 'EVENT_BUS_NAME', 'AWS_ENDPOINT_URL_EVENTBRIDGE',
+  'RECONCILE_PAGE_SIZE', 'RECONCILE_MAX_PAGES', 'RECONCILE_MAX_CONFIRMATIONS', 'RECONCILE_GRACE_SECONDS',
 ];
 const functionEnv = Object.fromEntries(passed.filter((name) => env[name]).map((name) => [name, env[name]]));
 // As in template.yaml.
@@ -54,6 +55,7 @@ const timeouts = {
   'delete-connection': 20_000,
   'webhook-receiver': 10_000,
   'publish-events': 30_000,
+  'reconcile-connections': 300_000,
 };
 
 const functions = {};

@@ -16,7 +16,7 @@ const fake = (name) => ({
   },
 });
 const functions = Object.fromEntries(
-  ['create-session', 'reconnect-session', 'list-connections', 'delete-connection', 'webhook-receiver'].map((n) => [n, fake(n)]),
+  ['create-session', 'reconnect-session', 'list-connections', 'delete-connection', 'webhook-receiver', 'reconcile-connections'].map((n) => [n, fake(n)]),
 );
 let server, base, issuer, logged;
 
@@ -255,4 +255,14 @@ test('DELETE /connections/{id} reaches its function with the route key and path 
     headers: { origin: 'http://127.0.0.1:3000', 'access-control-request-method': 'DELETE' },
   });
   assert.match(preflight.headers.get('access-control-allow-methods'), /DELETE/);
+});
+
+test('POST /dev/reconcile runs the reconciliation with a non-HTTP event and answers its result', async () => {
+  calls.length = 0;
+  const response = await fetch(`${base}/dev/reconcile`, { method: 'POST' });
+  assert.equal(response.status, 200);
+  assert.equal(calls.length, 1);
+  assert.equal(calls[0].name, 'reconcile-connections');
+  assert.equal(calls[0].event.requestContext, undefined, 'not an API Gateway event');
+  assert.equal((await fetch(`${base}/dev/reconcile`)).status, 404, 'POST only');
 });

@@ -6,6 +6,7 @@ pub mod create_session;
 pub mod delete_connection;
 pub mod list_connections;
 pub mod publish_events;
+pub mod reconcile_connections;
 pub mod reconnect_session;
 pub mod webhook_receiver;
 

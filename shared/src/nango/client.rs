@@ -1,9 +1,11 @@
 //! The HTTP client for Nango, built once per cold start and reused.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::RETRY_AFTER;
-use reqwest::{Method, StatusCode};
+use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -101,12 +103,56 @@ struct SessionData {
     expires_at: String,
 }
 
+/// One row of `GET /connections` (shared/docs/nango-api.md §4), read leniently: a row that does
+/// not make sense is the caller's to skip, and must not make the whole page unreadable.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedConnection {
+    #[serde(default)]
+    pub connection_id: Option<String>,
+    #[serde(default)]
+    pub provider_config_key: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// String → string in Nango; anything else in a value is skipped by the reader.
+    #[serde(default)]
+    pub tags: Option<serde_json::Value>,
+    #[serde(default)]
+    pub errors: Vec<ListedError>,
+    /// e.g. `2026-11-26T10:00:00.123+00:00`.
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+/// One entry of a row's `errors`: `auth` (broken credentials) or `sync` (not about credentials).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedError {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+impl ListedConnection {
+    /// Whether Nango says the connection's credentials are broken.
+    pub fn has_auth_error(&self) -> bool {
+        self.errors
+            .iter()
+            .any(|e| e.kind.as_deref() == Some("auth"))
+    }
+}
+
+#[derive(Deserialize)]
+struct ConnectionsPage {
+    connections: Vec<ListedConnection>,
+}
+
 #[derive(Clone)]
 pub struct NangoClient {
     http: reqwest::Client,
     host: String,
     secret_key: SecretString,
     timeouts: NangoTimeouts,
+    /// Every HTTP request sent (retries included), shared by the clones of this client: Nango's
+    /// rate limit counts each one.
+    requests: Arc<AtomicU64>,
 }
 
 impl NangoClient {
@@ -123,7 +169,18 @@ impl NangoClient {
             host: config.host.clone(),
             secret_key: config.secret_key.clone(),
             timeouts: config.timeouts,
+            requests: Arc::default(),
         })
+    }
+
+    /// The most one call may take, all attempts and waits included.
+    pub fn budget(&self) -> Duration {
+        self.timeouts.budget
+    }
+
+    /// How many HTTP requests this client (and its clones) has sent so far, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// `POST /connect/sessions`: a token for the Connect UI, tagged with its future owner.
@@ -167,15 +224,13 @@ impl NangoClient {
         connection_id: &ConnectionId,
         integration_id: &IntegrationId,
     ) -> Result<Deletion, NangoError> {
-        let path = format!(
-            "/connections/{}?provider_config_key={}",
-            percent_encoded(connection_id.as_str()),
-            percent_encoded(integration_id.as_str())
-        );
-        match self
-            .call::<(), serde_json::Value>(Method::DELETE, &path, None)
-            .await
-        {
+        let mut url = self.url(&["connections", connection_id.as_str()])?;
+        url.query_pairs_mut()
+            .append_pair("provider_config_key", integration_id.as_str());
+        let response = self
+            .send("DELETE /connections/{id}", || self.http.delete(url.clone()))
+            .await?;
+        match read_json::<serde_json::Value>(response).await {
             Ok(_) => Ok(Deletion::Deleted),
             Err(NangoError::Rejected { status: 404, .. }) => Ok(Deletion::AlreadyGone),
             Err(NangoError::Rejected {
@@ -185,43 +240,88 @@ impl NangoClient {
         }
     }
 
+    /// `GET /connections?limit=&page=`: one page of every connection of the environment, newest
+    /// first. `limit` is always sent (without it Nango answers up to 10,000 rows); 1..=2000.
+    pub async fn list_connections(
+        &self,
+        limit: u32,
+        page: u32,
+    ) -> Result<Vec<ListedConnection>, NangoError> {
+        let mut url = self.url(&["connections"])?;
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string())
+            .append_pair("page", &page.to_string());
+        let response = self
+            .send("GET /connections", || self.http.get(url.clone()))
+            .await?;
+        let page: ConnectionsPage = read_json(response).await?;
+        Ok(page.connections)
+    }
+
+    /// `GET /connections/{id}?provider_config_key=`: whether Nango still has the connection
+    /// (`false` on 404).
+    pub async fn connection_exists(
+        &self,
+        connection_id: &ConnectionId,
+        integration_id: &IntegrationId,
+    ) -> Result<bool, NangoError> {
+        let mut url = self.url(&["connections", connection_id.as_str()])?;
+        url.query_pairs_mut()
+            .append_pair("provider_config_key", integration_id.as_str());
+        let response = self
+            .send("GET /connections/{id}", || self.http.get(url.clone()))
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            // Only its existence matters here, so the body is not read: a garbled 200 still says
+            // "exists", the answer that deletes nothing.
+            status if status.is_success() => Ok(true),
+            _ => Err(rejected(response).await),
+        }
+    }
+
+    /// `host` + path segments, each percent-encoded as one segment.
+    fn url(&self, segments: &[&str]) -> Result<Url, NangoError> {
+        let mut url = Url::parse(&self.host).map_err(|err| {
+            NangoError::InvalidResponse(format!("NANGO_HOST is not a URL: {err}"))
+        })?;
+        url.path_segments_mut()
+            .map_err(|()| NangoError::InvalidResponse("NANGO_HOST cannot have a path".to_owned()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
     async fn post<B: Serialize, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<R, NangoError> {
-        self.call(Method::POST, path, Some(body)).await
+        let url = format!("{}{}", self.host, path);
+        let response = self.send(path, || self.http.post(&url).json(body)).await?;
+        read_json(response).await
     }
 
-    /// One call to Nango, retried on 429 and 5xx within the time budget.
-    async fn call<B: Serialize, R: DeserializeOwned>(
+    /// Sends the request `build` makes, with the bounded retries every call to Nango gets: on 429
+    /// (after `Retry-After`, seconds or an HTTP date), 5xx, timeouts and network errors, within the
+    /// overall budget. Answers the first response that is not worth retrying, whatever its status.
+    async fn send(
         &self,
-        method: Method,
         path: &str,
-        body: Option<&B>,
-    ) -> Result<R, NangoError> {
-        let url = format!("{}{}", self.host, path);
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, NangoError> {
         let deadline = Instant::now() + self.timeouts.budget;
         let mut backoff = self.timeouts.first_backoff;
         let mut attempt = 1;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = build()
                 .bearer_auth(self.secret_key.expose_secret())
-                .timeout(self.timeouts.attempt.min(remaining));
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let sent = request.send().await;
+                .timeout(self.timeouts.attempt.min(remaining))
+                .send()
+                .await;
             let retryable = match sent {
-                Ok(response) if response.status().is_success() => {
-                    return response
-                        .json::<R>()
-                        .await
-                        .map_err(|err| NangoError::InvalidResponse(without_url(err)));
-                }
                 Ok(response) if is_retryable(response.status()) => {
                     let retry_after = retry_after(&response);
                     NangoError::Unavailable {
@@ -229,7 +329,7 @@ impl NangoClient {
                         retry_after,
                     }
                 }
-                Ok(response) => return Err(rejected(response).await),
+                Ok(response) => return Ok(response),
                 Err(err) if err.is_timeout() => NangoError::Timeout,
                 Err(err) => NangoError::Unavailable {
                     cause: without_url(err),
@@ -258,6 +358,19 @@ impl NangoClient {
     }
 }
 
+/// A 2xx body as `R`; anything else is Nango's refusal.
+async fn read_json<R: DeserializeOwned>(response: reqwest::Response) -> Result<R, NangoError> {
+    if !response.status().is_success() {
+        return Err(rejected(response).await);
+    }
+    match response.json::<R>().await {
+        Ok(value) => Ok(value),
+        // The body stopped coming within the attempt's time.
+        Err(err) if err.is_timeout() => Err(NangoError::Timeout),
+        Err(err) => Err(NangoError::InvalidResponse(without_url(err))),
+    }
+}
+
 impl From<SessionData> for ConnectSession {
     fn from(data: SessionData) -> Self {
         ConnectSession {
@@ -274,20 +387,6 @@ pub enum Deletion {
     Deleted,
     /// Nango did not know the connection (any more).
     AlreadyGone,
-}
-
-/// `value` as one URL path segment or query value: everything but RFC 3986's unreserved
-/// characters percent-encoded, so an id can never add a path segment or a parameter.
-fn percent_encoded(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -363,18 +462,6 @@ fn without_url(err: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_percent_encoded_whole() {
-        assert_eq!(
-            percent_encoded("a2968dec-61fa_4a65.8b14~x"),
-            "a2968dec-61fa_4a65.8b14~x"
-        );
-        assert_eq!(
-            percent_encoded("../x?y=1&z#é"),
-            "..%2Fx%3Fy%3D1%26z%23%C3%A9"
-        );
-    }
 
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {

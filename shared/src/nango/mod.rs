@@ -1,4 +1,5 @@
-//! Nango's API as this project uses it: Connect sessions for new and existing connections.
+//! Nango's API as this project uses it: Connect sessions for new and existing connections, and the
+//! connections listing that reconciliation reads.
 //!
 //! Every call is bounded (per-attempt timeout, overall budget) and retried on 429 and 5xx only.
 //! The secret key goes in the `Authorization` header and nowhere else: never into a log or an error.
@@ -10,7 +11,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{Deletion, NangoClient, NangoError, NangoFieldError};
+pub use client::{
+    Deletion, ListedConnection, ListedError, NangoClient, NangoError, NangoFieldError,
+};
 pub use tags::Tags;
 
 /// Nango's longest accepted identifier; ours are never longer.

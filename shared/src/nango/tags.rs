@@ -90,6 +90,23 @@ impl Tags {
     }
 }
 
+impl Tags {
+    /// Tags from a JSON value as Nango sends them (a webhook's `tags`, a listed connection's):
+    /// string values only, anything else skipped rather than failing the whole message; then as
+    /// [`Tags::from_untrusted`].
+    pub fn from_json(value: Option<serde_json::Value>) -> Self {
+        match value {
+            Some(serde_json::Value::Object(map)) => {
+                Tags::from_untrusted(map.into_iter().filter_map(|(key, value)| match value {
+                    serde_json::Value::String(value) => Some((key, value)),
+                    _ => None,
+                }))
+            }
+            _ => Tags::new(),
+        }
+    }
+}
+
 impl FromIterator<(String, String)> for Tags {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
         Tags(iter.into_iter().collect())

@@ -154,7 +154,7 @@ impl AuthPayload {
         };
         let connection_id = ConnectionId::parse(&self.connection_id).map_err(invalid)?;
         let integration_id = IntegrationId::parse(&self.provider_config_key).map_err(invalid)?;
-        let tags = string_tags(self.tags);
+        let tags = Tags::from_json(self.tags);
         let owner = owner(&tags, self.end_user.as_ref());
         Ok(Notice::Connection(AuthEvent {
             connection_id,
@@ -170,22 +170,10 @@ impl AuthPayload {
 }
 
 /// Open text from Nango, bounded so that what is stored always fits.
-fn label(value: &Option<String>) -> Option<String> {
+pub(crate) fn label(value: &Option<String>) -> Option<String> {
     value
         .as_deref()
         .map(|value| connection::bounded(value, MAX_LABEL_CHARS))
-}
-
-fn string_tags(tags: Option<serde_json::Value>) -> Tags {
-    match tags {
-        Some(serde_json::Value::Object(map)) => {
-            Tags::from_untrusted(map.into_iter().filter_map(|(key, value)| match value {
-                serde_json::Value::String(value) => Some((key, value)),
-                _ => None,
-            }))
-        }
-        _ => Tags::new(),
-    }
 }
 
 fn invalid(reason: &str) -> serde_json::Error {

@@ -1,0 +1,82 @@
+// End to end, over HTTP only, against a running stack (scripts/dev) and its Nango emulator: a
+// connection whose creation webhook is lost on purpose is invisible to its owner until the
+// reconciliation runs (POST /dev/reconcile, what scripts/reconcile calls), and listed after.
+// Needs the emulator's controls; skipped against a real Nango (NANGO_EMULATOR=0).
+//
+//   STACK_URL         the gateway (http://127.0.0.1:3000)
+//   NANGO_HOST        the emulator (http://127.0.0.1:3003)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+const stack = process.env.STACK_URL ?? 'http://127.0.0.1:3000';
+const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
+const emulator = (process.env.NANGO_EMULATOR ?? '1') === '1';
+
+async function call(url, { method = 'GET', token, body } = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+async function control(method, path, body) {
+  const answer = await call(`${nangoHost}${path}`, { method, body });
+  assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  return answer.body;
+}
+
+async function listed(token, connectionId) {
+  const answer = await call(`${stack}/connections`, { token });
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  return answer.body.connections.find((c) => c.connectionId === connectionId);
+}
+
+async function until(what, probe) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`never: ${what}`);
+}
+
+test('a lost creation webhook: not listed, then listed after the reconcile command', { skip: !emulator && 'needs the Nango emulator' }, async () => {
+  const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const user = { sub: `e2e-reconcile-${run}`, org_id: `e2e-reconcile-org-${run}` };
+  const { token } = (await call(`${stack}/dev/token`, { method: 'POST', body: user })).body;
+  const connectionId = `e2e-lost-${run}`;
+
+  // Lose exactly this connection's creation webhook, then let Nango create it (as a completed
+  // Connect session would, with the owner's tags) and send it.
+  await control('POST', '/_emulator/webhooks/drop', { count: 1, connectionId, operation: 'creation' });
+  await control('POST', '/_emulator/connections', {
+    integration: 'github',
+    connectionId,
+    tags: { end_user_id: user.sub, organization_id: user.org_id },
+    webhook: true,
+  });
+  const [delivery] = await until('the creation webhook is dropped', async () => {
+    const { webhooks } = await control('GET', `/_emulator/webhooks?connectionId=${connectionId}`);
+    return webhooks.length && webhooks.every((d) => d.status === 'dropped') ? webhooks : null;
+  });
+  assert.equal(delivery.payload.operation, 'creation');
+  assert.equal(await listed(token, connectionId), undefined, 'the owner cannot see it');
+
+  const first = await call(`${stack}/dev/reconcile`, { method: 'POST' });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  assert.equal(first.body.complete, true, JSON.stringify(first.body));
+  assert.ok(first.body.stored_new >= 1, JSON.stringify(first.body));
+  assert.ok(first.body.nango_requests >= 1, JSON.stringify(first.body));
+
+  const found = await listed(token, connectionId);
+  assert.ok(found, 'listed after the reconciliation');
+  assert.equal(found.status, 'active');
+  assert.equal(found.integrationId, 'github');
+
+  // A second run over the same Nango changes nothing of it.
+  const second = await call(`${stack}/dev/reconcile`, { method: 'POST' });
+  assert.equal(second.status, 200, JSON.stringify(second.body));
+  assert.equal((await listed(token, connectionId)).updatedAt, found.updatedAt);
+});

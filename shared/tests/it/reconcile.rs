@@ -1,0 +1,693 @@
+//! Reconciliation against DynamoDB Local and the project's Nango emulator (started by each test,
+//! over real HTTP), or wiremock where a test needs Nango to contradict itself.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nango_connect::connection::{Failure, Status};
+use nango_connect::nango::{ConnectionId, NangoClient};
+use nango_connect::reconcile::{Reconciler, Settings, Summary};
+use nango_connect::store::ConnectionStore;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::support::*;
+
+const EMULATOR_CONFIG: &str = include_str!("../../../infra/nango-emulator/emulator.config.json");
+
+/// The Nango emulator (infra/nango-emulator), on a free port, stopped when dropped.
+struct Emulator {
+    process: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Emulator {
+    async fn start() -> Self {
+        let server = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/nango-emulator/src/server.js"
+        );
+        let mut process = Command::new("node")
+            .args([server, "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs the Nango emulator (Node 20 is required)");
+        let stdout = process.stdout.take().unwrap();
+        let url = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let url = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find_map(|line| line.split("listening on ").nth(1).map(str::to_owned))
+                .expect("the emulator says where it listens");
+            // Keep draining its output so it never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            url
+        })
+        .await
+        .unwrap();
+        let emulator = Emulator {
+            process,
+            url,
+            http: http_client(),
+        };
+        // Nothing listens for webhooks here: each test says which ones it delivers itself.
+        emulator
+            .control("POST", "/_emulator/config", json!({"webhookUrls": []}))
+            .await;
+        emulator
+    }
+
+    async fn control(&self, method: &str, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Connections made in Nango whose creation webhooks were never delivered; their ids.
+    async fn create_silently(&self, specs: Value) -> Vec<String> {
+        let created = self
+            .control(
+                "POST",
+                "/_emulator/connections",
+                json!({ "connections": specs }),
+            )
+            .await;
+        created["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["connection_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn delete_silently(&self, connection_id: &str) {
+        self.control(
+            "DELETE",
+            &format!("/_emulator/connections/{connection_id}?webhook=false"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn fault(&self, fault: Value) {
+        self.control("POST", "/_emulator/faults", fault).await;
+    }
+
+    async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/_emulator/faults", self.url))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    fn client(&self, timeouts: nango_connect::config::NangoTimeouts) -> NangoClient {
+        let key = serde_json::from_str::<Value>(EMULATOR_CONFIG).unwrap()["secretKey"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut config = nango_connect::config::NangoConfig::from_source(&[
+            ("NANGO_HOST", self.url.as_str()),
+            ("NANGO_SECRET_KEY", key.as_str()),
+        ])
+        .unwrap();
+        config.timeouts = timeouts;
+        NangoClient::new(&config, &nango_connect::transport::Tls::new()).unwrap()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Settings for tests: the listing is trusted up to the moment it is read (no replica here).
+fn settings(page_size: u32) -> Settings {
+    Settings {
+        page_size,
+        grace: Duration::ZERO,
+        ..Settings::default()
+    }
+}
+
+fn reconciler(nango: NangoClient, store: &ConnectionStore, settings: Settings) -> Reconciler {
+    Reconciler::new(nango, store.clone(), settings)
+}
+
+async fn run(reconciler: &Reconciler) -> Summary {
+    reconciler
+        .run(Instant::now() + Duration::from_secs(120))
+        .await
+        .expect("the table is readable")
+}
+
+fn owned_by(user: &str, organization: &str) -> Value {
+    json!({"end_user_id": user, "organization_id": organization, "end_user_email": "alice@example.com"})
+}
+
+async fn listed_ids(
+    store: &ConnectionStore,
+    user: &str,
+    organization: Option<&str>,
+) -> Vec<String> {
+    let answer = answer(
+        list_connections(store.clone())
+            .handle(list_as(user, organization))
+            .await,
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connectionId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn versions(store: &ConnectionStore) -> HashMap<ConnectionId, u64> {
+    store
+        .scan_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c.version))
+        .collect()
+}
+
+/// The support webhooks name integration `exa-peer`; the emulator knows it as `exa`.
+fn on_exa(webhook: String) -> String {
+    webhook.replace(
+        r#""providerConfigKey":"exa-peer""#,
+        r#""providerConfigKey":"exa""#,
+    )
+}
+
+fn id(value: &str) -> ConnectionId {
+    ConnectionId::parse(value).unwrap()
+}
+
+#[tokio::test]
+async fn a_lost_creation_is_stored_with_its_owner_and_listed() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let ids = nango
+        .create_silently(
+            json!([{"integration": "github", "tags": owned_by("user-42", "org-7"),
+            "createdAt": "2026-06-01T12:00:00Z"}]),
+        )
+        .await;
+    assert!(
+        listed_ids(&store, "user-42", Some("org-7"))
+            .await
+            .is_empty()
+    );
+
+    let summary = run(&reconciler(
+        nango.client(fast_timeouts()),
+        &store,
+        settings(1000),
+    ))
+    .await;
+
+    assert_eq!(
+        (
+            summary.seen,
+            summary.stored_new,
+            summary.complete,
+            summary.pages
+        ),
+        (1, 1, true, 1),
+        "{summary:?}"
+    );
+    assert_eq!(summary.nango_requests, 1);
+    assert_eq!(listed_ids(&store, "user-42", Some("org-7")).await, ids);
+    assert_eq!(listed_ids(&store, "colleague", Some("org-7")).await, ids);
+    assert!(listed_ids(&store, "stranger", None).await.is_empty());
+    let stored = store.get(&id(&ids[0])).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Active);
+    assert_eq!(stored.provider.as_deref(), Some("github"));
+    assert_eq!(stored.tags.get("end_user_email"), Some("alice@example.com"));
+    assert_eq!(
+        stored.created_at, "2026-06-01T12:00:00.000Z",
+        "sorted where Nango created it"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_refresh_failure_becomes_error_and_a_lost_recovery_heals_it() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let ids = nango
+        .create_silently(json!([{"integration": "github", "tags": owned_by("user-42", "org-7")}]))
+        .await;
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(1000));
+    run(&reconciler).await;
+
+    nango
+        .control(
+            "POST",
+            &format!("/_emulator/connections/{}/refresh-failure", ids[0]),
+            json!({"webhook": false}),
+        )
+        .await;
+    let summary = run(&reconciler).await;
+    assert_eq!((summary.changed, summary.unchanged), (1, 0), "{summary:?}");
+    let failed = store.get(&id(&ids[0])).await.unwrap().unwrap();
+    assert_eq!(failed.status, Status::Error);
+    assert_eq!(failed.error, Some(Failure::observed()));
+    let answer = answer(
+        list_connections(store.clone())
+            .handle(list_as("user-42", None))
+            .await,
+    );
+    assert_eq!(answer.body["connections"][0]["status"], "error");
+    assert_eq!(answer.body["connections"][0]["error"]["type"], "auth");
+
+    nango
+        .control(
+            "POST",
+            &format!("/_emulator/connections/{}/refresh-success", ids[0]),
+            json!({"webhook": false}),
+        )
+        .await;
+    let summary = run(&reconciler).await;
+    assert_eq!(summary.changed, 1, "{summary:?}");
+    let healed = store.get(&id(&ids[0])).await.unwrap().unwrap();
+    assert_eq!((healed.status, healed.error), (Status::Active, None));
+}
+
+#[tokio::test]
+async fn a_failure_a_webhook_described_is_kept_when_the_listing_only_says_auth() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    nango
+        .create_silently(json!([{"integration": "exa", "connectionId": CONNECTION_ID,
+            "tags": owner_tags(), "authError": true}]))
+        .await;
+    given(&receiver, &on_exa(creation())).await;
+    given(
+        &receiver,
+        &on_exa(auth_webhook(
+            "refresh",
+            false,
+            None,
+            Some(("refresh_token_external_error", "invalid_grant")),
+        )),
+    )
+    .await;
+    let summary = run(&reconciler(
+        nango.client(fast_timeouts()),
+        &store,
+        settings(1000),
+    ))
+    .await;
+    assert_eq!((summary.seen, summary.unchanged), (1, 1), "{summary:?}");
+    let stored = store.get(&id(CONNECTION_ID)).await.unwrap().unwrap();
+    assert_eq!(stored.error.unwrap().description, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_connection_deleted_behind_our_back_is_deleted_after_a_complete_listing_only() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    // Oldest first, so the one deleted sits on the last page.
+    let specs: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"integration": "github", "tags": owned_by("user-42", "org-7"),
+            "createdAt": format!("2026-06-01T12:00:0{i}Z")})
+        })
+        .collect();
+    let ids = nango.create_silently(json!(specs)).await;
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(2));
+    assert_eq!(run(&reconciler).await.stored_new, 5);
+    nango.delete_silently(&ids[0]).await;
+
+    // Page 1 of 3 fails every time: nothing may be deleted.
+    nango
+        .fault(json!({"route": "GET /connections", "page": 1, "status": 500}))
+        .await;
+    let partial = run(&reconciler).await;
+    assert!(!partial.complete, "{partial:?}");
+    assert_eq!(partial.marked_deleted, 0);
+    assert!(
+        partial
+            .incomplete_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("page 1")),
+        "{partial:?}"
+    );
+    assert_eq!(
+        partial.nango_requests,
+        1 + u64::from(fast_timeouts().max_attempts),
+        "page 0, then page 1 with every retry"
+    );
+    assert_eq!(listed_ids(&store, "user-42", None).await.len(), 5);
+
+    // A page whose body is cut short is no better.
+    nango.clear_faults().await;
+    nango
+        .fault(json!({"route": "GET /connections", "page": 2, "malformed": true, "count": 1}))
+        .await;
+    let malformed = run(&reconciler).await;
+    assert!(!malformed.complete, "{malformed:?}");
+    assert_eq!(malformed.marked_deleted, 0);
+
+    let complete = run(&reconciler).await;
+    assert!(complete.complete, "{complete:?}");
+    assert_eq!(
+        (complete.marked_deleted, complete.seen, complete.unchanged),
+        (1, 4, 4)
+    );
+    assert_eq!(
+        complete.nango_requests,
+        3 + 1,
+        "three pages and one confirmation"
+    );
+    let listed = listed_ids(&store, "user-42", None).await;
+    assert_eq!(listed.len(), 4);
+    assert!(!listed.contains(&ids[0]));
+    let deleted = store.get(&id(&ids[0])).await.unwrap().unwrap();
+    assert_eq!(deleted.status, Status::Deleted);
+    assert_eq!(
+        deleted.owner.end_user_id.as_deref(),
+        Some("user-42"),
+        "a tombstone keeps its owner"
+    );
+    assert_eq!(run(&reconciler).await.marked_deleted, 0, "once");
+}
+
+#[tokio::test]
+async fn a_run_that_fails_half_way_keeps_what_it_stored_and_the_next_one_finishes() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let specs: Vec<Value> = (0..5)
+        .map(|i| json!({"integration": "linear", "tags": owned_by(&format!("user-{i}"), "org-1")}))
+        .collect();
+    nango.create_silently(json!(specs)).await;
+    nango
+        .fault(json!({"route": "GET /connections", "page": 1, "reset": true}))
+        .await;
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(2));
+
+    let first = run(&reconciler).await;
+    assert_eq!((first.complete, first.stored_new), (false, 2), "{first:?}");
+    assert_eq!(listed_ids(&store, "anyone", Some("org-1")).await.len(), 2);
+
+    nango.clear_faults().await;
+    let second = run(&reconciler).await;
+    assert_eq!(
+        (second.complete, second.stored_new, second.unchanged),
+        (true, 3, 2),
+        "{second:?}"
+    );
+    assert_eq!(listed_ids(&store, "anyone", Some("org-1")).await.len(), 5);
+}
+
+#[tokio::test]
+async fn thousands_of_connections_across_pages_and_a_second_run_writes_nothing() {
+    const COUNT: usize = 2_000;
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let specs: Vec<Value> = (0..COUNT)
+        .map(|i| json!({"integration": "github", "tags": owned_by(&format!("user-{}", i % 50), &format!("org-{}", i % 7))}))
+        .collect();
+    nango.create_silently(json!(specs)).await;
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(500));
+
+    let started = std::time::Instant::now();
+    let first = run(&reconciler).await;
+    let elapsed = started.elapsed();
+    assert!(first.complete, "{first:?}");
+    assert_eq!(
+        (first.seen, first.stored_new, first.write_failures),
+        (COUNT as u64, COUNT as u64, 0)
+    );
+    // 2,000 rows in pages of 500: four full pages and an empty one.
+    assert_eq!((first.pages, first.nango_requests), (5, 5));
+    println!(
+        "reconciled {COUNT} new connections in {elapsed:?} ({:.0} rows/s, debug build)",
+        COUNT as f64 / elapsed.as_secs_f64()
+    );
+    let before = versions(&store).await;
+    assert_eq!(before.len(), COUNT);
+    assert_eq!(listed_ids(&store, "user-3", None).await.len(), COUNT / 50);
+
+    let second = run(&reconciler).await;
+    assert_eq!(
+        (
+            second.seen,
+            second.unchanged,
+            second.stored_new,
+            second.changed
+        ),
+        (COUNT as u64, COUNT as u64, 0, 0),
+        "{second:?}"
+    );
+    assert_eq!(versions(&store).await, before, "no item was written");
+}
+
+#[tokio::test]
+async fn a_webhook_arriving_while_a_run_pages_is_not_lost() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    // Nango has the connection healthy (its override success webhook was lost) ...
+    nango
+        .create_silently(json!([{"integration": "exa", "connectionId": CONNECTION_ID,
+            "tags": owner_tags()}]))
+        .await;
+    // ... and we hold it as failing since an earlier refresh failure.
+    given(&receiver, &on_exa(creation())).await;
+    given(
+        &receiver,
+        &on_exa(auth_webhook(
+            "refresh",
+            false,
+            None,
+            Some(("old_failure", "earlier")),
+        )),
+    )
+    .await;
+    // The listing takes a moment; a new refresh failure is delivered meanwhile.
+    nango
+        .fault(json!({"route": "GET /connections", "hangMs": 700, "count": 1}))
+        .await;
+    let run_store = store.clone();
+    let mut timeouts = fast_timeouts();
+    timeouts.attempt = Duration::from_secs(3);
+    timeouts.budget = Duration::from_secs(5);
+    let client = nango.client(timeouts);
+    let running =
+        tokio::spawn(async move { run(&reconciler(client, &run_store, settings(1000))).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    given(
+        &receiver,
+        &on_exa(auth_webhook(
+            "refresh",
+            false,
+            None,
+            Some(("refresh_token_external_error", "invalid_grant")),
+        )),
+    )
+    .await;
+    let summary = running.await.unwrap();
+
+    assert!(summary.complete, "{summary:?}");
+    let stored = store.get(&id(CONNECTION_ID)).await.unwrap().unwrap();
+    assert_eq!(stored.status, Status::Error, "the newer webhook wins");
+    assert_eq!(stored.error.unwrap().description, "invalid_grant");
+    assert_eq!(summary.changed, 0, "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_run_waits_as_nango_asks_and_counts_every_request() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    nango
+        .create_silently(json!([{"integration": "github", "tags": owned_by("user-1", "org-1")}]))
+        .await;
+    nango
+        .control(
+            "POST",
+            "/_emulator/rate-limit",
+            json!({"count": 2, "retryAfter": 1}),
+        )
+        .await;
+    let mut timeouts = fast_timeouts();
+    timeouts.budget = Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    let summary = run(&reconciler(nango.client(timeouts), &store, settings(1000))).await;
+
+    assert!(summary.complete, "{summary:?}");
+    assert_eq!((summary.stored_new, summary.nango_requests), (1, 3));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited Retry-After twice: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_absence_nango_contradicts_deletes_nothing_and_recent_connections_are_not_looked_up() {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    given(&receiver, &creation()).await;
+    let nango = MockServer::start().await;
+    // The page misses the connection (rows shifted while paging), but Nango still has it.
+    Mock::given(method("GET"))
+        .and(path("/connections"))
+        .and(query_param("limit", "1000"))
+        .and(query_param("page", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connections": []})))
+        .expect(2)
+        .mount(&nango)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/connections/{CONNECTION_ID}")))
+        .and(query_param("provider_config_key", "exa-peer"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"connection_id": CONNECTION_ID})),
+        )
+        .expect(1)
+        .mount(&nango)
+        .await;
+
+    // Written just now: within the grace period, so not even looked up.
+    let cautious = reconciler(
+        nango_client(&nango.uri(), fast_timeouts()),
+        &store,
+        Settings::default(),
+    );
+    let summary = run(&cautious).await;
+    assert!(summary.complete);
+    assert_eq!(
+        (summary.marked_deleted, summary.confirmed_present),
+        (0, 0),
+        "{summary:?}"
+    );
+
+    let summary = run(&reconciler(
+        nango_client(&nango.uri(), fast_timeouts()),
+        &store,
+        settings(1000),
+    ))
+    .await;
+    assert_eq!(
+        (summary.marked_deleted, summary.confirmed_present),
+        (0, 1),
+        "{summary:?}"
+    );
+    assert_eq!(
+        store.get(&id(CONNECTION_ID)).await.unwrap().unwrap().status,
+        Status::Active
+    );
+}
+
+#[tokio::test]
+async fn confirmations_are_capped_per_run() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let specs: Vec<Value> = (0..3)
+        .map(|_| json!({"integration": "github", "tags": owned_by("user-1", "org-1")}))
+        .collect();
+    let ids = nango.create_silently(json!(specs)).await;
+    let capped = Settings {
+        max_confirmations: 2,
+        ..settings(1000)
+    };
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, capped);
+    run(&reconciler).await;
+    for id in &ids {
+        nango.delete_silently(id).await;
+    }
+    let first = run(&reconciler).await;
+    assert_eq!(
+        (first.marked_deleted, first.confirmations_deferred),
+        (2, 1),
+        "{first:?}"
+    );
+    let second = run(&reconciler).await;
+    assert_eq!(
+        (second.marked_deleted, second.confirmations_deferred),
+        (1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_nango_refuses_keeps_that_connection_and_the_others_are_still_looked_up() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const GONE: &str = "0b7c3f4e-5a6d-4e8f-9a0b-1c2d3e4f5a6b";
+
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone());
+    given(&receiver, &creation()).await;
+    given(&receiver, &creation().replace(CONNECTION_ID, GONE)).await;
+    let nango = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/connections"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connections": []})))
+        .mount(&nango)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/connections/{CONNECTION_ID}")))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": {"code": "unknown_provider_config"}})),
+        )
+        .expect(1)
+        .mount(&nango)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/connections/{GONE}")))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"error": {"code": "not_found"}})),
+        )
+        .expect(1)
+        .mount(&nango)
+        .await;
+
+    let summary = run(&reconciler(
+        nango_client(&nango.uri(), fast_timeouts()),
+        &store,
+        settings(1000),
+    ))
+    .await;
+
+    assert_eq!(
+        (
+            summary.marked_deleted,
+            summary.confirmations_deferred,
+            summary.nango_requests
+        ),
+        (1, 1, 3),
+        "{summary:?}"
+    );
+    assert_eq!(
+        store.get(&id(CONNECTION_ID)).await.unwrap().unwrap().status,
+        Status::Active
+    );
+    assert_eq!(
+        store.get(&id(GONE)).await.unwrap().unwrap().status,
+        Status::Deleted
+    );
+}
