@@ -4,7 +4,8 @@
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
 // - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
 //   (unless the gateway checks a real issuer's tokens), /demo-config.json, the demo page's static
-//   files, and the API reference (/api-reference/, over /openapi.yaml).
+//   files, GET /dev/functions (each function's sandbox starts and crashes), and the API reference
+//   (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
@@ -184,6 +185,10 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
       return json(res, 200, { token: await localIssuer.mint(picked) }, cors);
     }
 
+    if (url.pathname === '/dev/functions' && req.method === 'GET') {
+      const counts = Object.entries(functions).map(([name, fn]) => [name, { starts: fn.starts, crashes: fn.crashes }]);
+      return json(res, 200, Object.fromEntries(counts));
+    }
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);
     if (req.method === 'GET' && !isApi) return serveStatic(res, url.pathname);
     return json(res, 404, { message: 'Not Found' }, cors);
