@@ -143,6 +143,11 @@ function forgeToken(rng, header, claims) {
   signer.update(input);
   return `${input}.${signer.sign(foreignKey).toString('base64url')}`;
 }
+function tamperSignature(rng, token) {
+  const at = token.lastIndexOf('.') + 1 + rng.int(300);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.replace(token[at], '');
+  return `${token.slice(0, at)}${rng.pick(alphabet)}${token.slice(at + 1)}`;
+}
 const { privateKey: foreignKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
 test(`hostile input: ${requests} generated requests change nothing`, { timeout: 600_000 }, async () => {
@@ -315,7 +320,9 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
       `${attackerToken.split('.')[0]}.${tokenPayload}.${flipHex(rng, tokenSignature.replace(/[^0-9a-f]/g, '0'))}`,
       `${attackerToken.split('.')[0]}.${tokenPayload}.${tokenSignature.slice(0, -4)}`,
       `${attackerToken}.extra`,
-      attackerToken.slice(0, -1) + (attackerToken.endsWith('A') ? 'B' : 'A'),
+      // One character of the signature changed, away from its end: the last base64url character
+      // of a 256-byte signature carries 4 padding bits, so changing only those is no change.
+      tamperSignature(rng, attackerToken),
     ]);
   const badBodies = () =>
     rng.pick([
