@@ -204,14 +204,15 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
   const known = [...victimIds, ...attackerIds];
 
   // Webhook bodies: what a signature would cover. Harmless when signed: a duplicate (unchanged)
-  // or a type the receiver ignores, so a correct signature may legitimately get a 200.
-  const harmless = () =>
-    rng.pick([
-      creation,
-      JSON.stringify({ type: 'sync', connectionId: rng.pick(known), providerConfigKey: 'github', syncName: 'x', model: 'y', success: true }),
-      JSON.stringify({ type: 'forward', connectionId: rng.pick(known), providerConfigKey: 'github', payload: { a: 1 } }),
-      JSON.stringify({ type: rng.text(8), connectionId: rng.pick(known) }),
-    ]);
+  // or an auth operation the receiver does not know (ignored), so a correct signature may
+  // legitimately get a 200. (Other types are published to the event bus: not generated here.)
+  const unknownOperation = () => {
+    const payload = JSON.parse(creation);
+    payload.connectionId = rng.pick(known);
+    payload.operation = `x-${rng.text(6)}`;
+    return JSON.stringify(payload);
+  };
+  const harmless = () => rng.pick([creation, unknownOperation()]);
   const dangerous = () => {
     // What would change the store if it were accepted: a deletion or a new owner.
     const payload = JSON.parse(creation);
@@ -224,10 +225,10 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
   const weird = () =>
     rng.pick([
       'null', '[]', '"auth"', '42', 'true', '', '{', '{"type":', nested(5000), nestedObject(2000), nested(130),
-      `{"type":"sync","n":1e400}`, `{"type":"auth","connectionId":"${known[0]}","n":${'9'.repeat(400)}}`,
-      // Duplicate keys, harmless whichever one a parser keeps: a duplicate or a sync webhook.
-      creation.replace('{', '{"type":"sync",'),
-      creation.replace(/}$/, ',"type":"forward"}'),
+      `{"type":"auth","operation":"x-unknown","connectionId":"${known[0]}","n":1e400}`, `{"type":"auth","connectionId":"${known[0]}","n":${'9'.repeat(400)}}`,
+      // Duplicate keys, harmless whichever one a parser keeps: a duplicate or an unknown operation.
+      creation.replace('{', '{"operation":"x-unknown",'),
+      creation.replace(/}$/, ',"operation":"x-unknown"}'),
       `{"type":"auth","connectionId":${'1'.repeat(50)}}`,
       `{"type":"auth","connectionId":"${known[0]}","operation":"deletion","success":"true","providerConfigKey":null}`,
     ]);
@@ -264,7 +265,7 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
     },
     oversized: () => {
       const padding = 'x'.repeat(MB + rng.int(MB));
-      const body = `{"type":"sync","padding":"${padding}"}`;
+      const body = `{"type":"auth","operation":"x-unknown","padding":"${padding}"}`;
       const signed = rng.next() < 0.5;
       const headers = { ...jsonType, ...(signed ? { 'x-nango-hmac-sha256': hmac(signingKey, body) } : {}) };
       return webhookCase('oversized', body, headers, [413], signed);
@@ -286,7 +287,7 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
       return webhookCase('wrong content type', dangerous(), { 'content-type': type }, [401]);
     },
     'non-UTF-8': () => {
-      const body = Buffer.concat([Buffer.from('{"type":"sync","x":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80]), rng.bytes(8), Buffer.from('"}')]);
+      const body = Buffer.concat([Buffer.from('{"type":"auth","operation":"x-unknown","x":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80]), rng.bytes(8), Buffer.from('"}')]);
       const type = rng.pick(['application/json', 'application/octet-stream']);
       // As text the function URL decodes the body lossily, so the signature no longer matches.
       return webhookCase('non-UTF-8', body, { 'content-type': type, 'x-nango-hmac-sha256': hmac(signingKey, body) }, [400, 401], true);
