@@ -409,15 +409,24 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
   const problems = [];
   let accepted = 0;
   let fivexx = 0;
+  let transportRetries = 0;
   const count = (key) => (tally[key] = (tally[key] ?? 0) + 1);
   async function send(request) {
     const url = `${stack}${request.path}`;
     let response;
-    try {
-      response = await fetch(url, { method: request.method, headers: request.headers, body: request.body });
-    } catch (error) {
-      problems.push(`${request.route} ${request.category}: no answer (${error.cause?.code ?? error.message})`);
-      return;
+    // One retry when the connection itself failed: the client can reuse a kept-alive socket just
+    // as the server closes it (seen once in 10,000). Counted and printed; a second failure counts.
+    for (let attempt = 1; !response; attempt++) {
+      try {
+        response = await fetch(url, { method: request.method, headers: request.headers, body: request.body });
+      } catch (error) {
+        if (attempt === 1) {
+          transportRetries += 1;
+          continue;
+        }
+        problems.push(`${request.route} ${request.category}: no answer (${error.cause?.code ?? error.message})`);
+        return;
+      }
     }
     const text = await response.text();
     let body = null;
@@ -474,7 +483,7 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
   console.log(`# answers: ${statuses.join(', ')}`);
   console.log(
     `# hostile input: seed ${seed}, ${plan.length} requests in ${seconds.toFixed(1)} s (${Object.entries(byRoute).map(([r, n]) => `${r} ${n}`).join(', ')}); ` +
-      `accepted-bad: ${accepted}, written: ${written}, 5xx: ${fivexx}, restarts: ${restarts}, problems: ${problems.length}`,
+      `accepted-bad: ${accepted}, written: ${written}, 5xx: ${fivexx}, restarts: ${restarts}, problems: ${problems.length}, transport retries: ${transportRetries}`,
   );
 
   assert.deepEqual(problems, [], problems.slice(0, 20).join('\n'));
