@@ -4,7 +4,8 @@
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
 // - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
 //   (unless the gateway checks a real issuer's tokens), POST /dev/reconcile (runs the scheduled
-//   reconciliation now), /demo-config.json, the demo page's static files, and the API reference
+//   reconciliation now), GET /dev/functions (each function's sandbox starts and crashes),
+//   /demo-config.json, the demo page's static files, and the API reference
 //   (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
@@ -195,6 +196,11 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
         log(`[gateway] ${error.message}`);
         return json(res, 502, { message: error.message });
       }
+    }
+
+    if (url.pathname === '/dev/functions' && req.method === 'GET') {
+      const counts = Object.entries(functions).map(([name, fn]) => [name, { starts: fn.starts, crashes: fn.crashes }]);
+      return json(res, 200, Object.fromEntries(counts));
     }
 
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);

@@ -22,6 +22,10 @@ export class LambdaFunction {
     this.pending = new Map();
     this.waiting = null;
     this.process = null;
+    // Sandboxes started (the first one included) and exits not asked for (crashes, timeouts'
+    // kills): the hostile-input campaign checks that neither grows (GET /dev/functions).
+    this.starts = 0;
+    this.crashes = 0;
   }
 
   async listen() {
@@ -41,6 +45,7 @@ export class LambdaFunction {
         // Lambda stops a timed-out sandbox; the next invocation starts a new one.
         const hung = this.process;
         this.process = null;
+        if (hung) this.crashes += 1;
         this.waiting = null;
         hung?.kill('SIGKILL');
       }, this.timeoutMs);
@@ -73,6 +78,7 @@ export class LambdaFunction {
     });
     this.process = child;
     this.observe('spawn', { pid: child.pid });
+    this.starts += 1;
     const relay = (stream) =>
       stream.on('data', (chunk) => {
         for (const line of chunk.toString().split('\n')) if (line.trim()) this.log(`[${this.name}] ${line}`);
@@ -84,6 +90,7 @@ export class LambdaFunction {
       if (this.process !== child || this.stopping) return;
       this.process = null;
       this.waiting = null;
+      this.crashes += 1;
       this.log(`[${this.name}] exited (${signal ?? code})`);
       for (const [id, call] of this.pending) {
         clearTimeout(call.timer);

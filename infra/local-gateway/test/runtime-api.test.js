@@ -44,13 +44,17 @@ test('a function error rejects the invocation', async () => {
 });
 
 test('a crash fails the invocation and the next one starts a new process', async () => {
+  const { starts, crashes } = fn;
   await assert.rejects(fn.invoke({ crash: true }), /exited/);
   const answer = await fn.invoke({ n: 4 });
   assert.deepEqual(JSON.parse(answer.body).echo, { n: 4 });
+  assert.deepEqual([fn.starts, fn.crashes], [starts + 1, crashes + 1]);
 });
 
 test('a hung invocation times out, and the sandbox is replaced', async () => {
+  const { starts, crashes } = fn;
   await assert.rejects(fn.invoke({ hang: true }), /timed out/);
   const answer = await fn.invoke({ n: 5 });
   assert.deepEqual(JSON.parse(answer.body).echo, { n: 5 });
+  assert.deepEqual([fn.starts, fn.crashes], [starts + 1, crashes + 1]);
 });

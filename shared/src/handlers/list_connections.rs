@@ -11,7 +11,9 @@ use crate::bootstrap::InitError;
 use crate::config::{ClaimNames, Source, StoreConfig};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
-use crate::store::{ConnectionStore, Cursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Owners};
+use crate::store::{
+    ConnectionStore, Cursor, DEFAULT_PAGE_SIZE, InvalidCursor, MAX_PAGE_SIZE, Owners,
+};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,8 +59,20 @@ impl ListConnections {
         http::api_body(&request, Method::GET, "GET")?;
         let identity = Identity::from_request(&request, &self.claims)?;
         let query = request.query_string_parameters_ref();
-        let parameter = |name| query.and_then(|q| q.first(name));
-        let size = page_size(parameter("limit"))?;
+        // None when absent; Some(None) when repeated (`limit=50&limit=1`, which API Gateway hands
+        // over as "50,1"): that is refused rather than settled by picking one of the values.
+        let parameter = |name| {
+            query
+                .and_then(|q| q.all(name))
+                .map(|values| match values.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                })
+        };
+        let size = match parameter("limit") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(limit) => page_size(Some(limit.ok_or(ApiError::InvalidLimit)?))?,
+        };
         // The organization's index is read only when the policy lets members see its connections.
         let owners = Owners {
             end_user_id: &identity.end_user_id,
@@ -68,7 +82,7 @@ impl ListConnections {
                 .filter(|_| self.policy.lets_organization(Action::List)),
         };
         let cursor = parameter("cursor")
-            .map(|text| Cursor::decode(text, &owners))
+            .map(|text| Cursor::decode(text.ok_or(InvalidCursor)?, &owners))
             .transpose()?;
         let page = self.store.list_page(&owners, size, cursor).await?;
         let body = ListResponse {

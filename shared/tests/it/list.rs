@@ -206,6 +206,24 @@ async fn a_page_size_out_of_range_is_400_and_the_default_is_50() {
             "limit={limit}"
         );
     }
+    // Given twice, it is refused, not settled by picking one (found by infra/e2e/hostile.test.js).
+    for limits in [["50", "1"], ["1", "1"]] {
+        let answer = answer(
+            handler
+                .handle(
+                    Event::from(GET_CONNECTIONS)
+                        .claims(Some(claims("user-42", None)))
+                        .repeated_query("limit", &limits)
+                        .request(),
+                )
+                .await,
+        );
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (400, "invalid_limit"),
+            "limit={limits:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -266,6 +284,16 @@ async fn a_tampered_or_foreign_cursor_is_400_and_never_widens_the_list() {
             "{bad}"
         );
     }
+    // The real one given twice.
+    let twice = Event::from(GET_CONNECTIONS)
+        .claims(Some(mine.clone()))
+        .repeated_query("cursor", &[&cursor, &cursor])
+        .request();
+    let answer_twice = answer(handler.handle(twice).await);
+    assert_eq!(
+        (answer_twice.status, answer_twice.error_code()),
+        (400, "invalid_cursor")
+    );
     // The real one goes on, within the caller's own connections only.
     let second = answer(handler.handle(with_cursor(mine, &cursor)).await);
     assert_eq!(second.status, 200);

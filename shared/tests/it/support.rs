@@ -365,6 +365,15 @@ impl Event {
         self
     }
 
+    /// A parameter given more than once, as API Gateway hands it over: joined with commas in
+    /// `queryStringParameters`, repeated in `rawQueryString` (which lambda_http reads).
+    pub fn repeated_query(mut self, name: &str, values: &[&str]) -> Self {
+        self.0["queryStringParameters"][name] = json!(values.join(","));
+        let raw: Vec<String> = values.iter().map(|v| format!("{name}={v}")).collect();
+        self.0["rawQueryString"] = json!(raw.join("&"));
+        self
+    }
+
     pub fn method(mut self, method: &str) -> Self {
         self.0["requestContext"]["http"]["method"] = json!(method);
         self
