@@ -212,6 +212,23 @@ pub struct AuthEvent {
     pub change: Change,
 }
 
+impl AuthEvent {
+    /// `connection` was deleted in Nango, as we learned it ourselves (a delete we asked for, or an
+    /// absence reconciliation confirmed) rather than from a webhook: nothing else is known.
+    pub fn deletion_of(connection: &Connection) -> Self {
+        AuthEvent {
+            connection_id: connection.id.clone(),
+            integration_id: connection.integration_id.clone(),
+            provider: None,
+            auth_mode: None,
+            environment: None,
+            owner: Owner::default(),
+            tags: Tags::new(),
+            change: Change::Deleted,
+        }
+    }
+}
+
 /// The state after `event`, or `None` when it changes nothing (a duplicate, or anything after a
 /// deletion). `now` is an RFC 3339 timestamp, used for `updatedAt` and, on first sight, `createdAt`.
 pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Option<Connection> {

@@ -308,16 +308,7 @@ impl Reconciler {
             {
                 Ok(true) => summary.confirmed_present += 1,
                 Ok(false) => {
-                    let gone = AuthEvent {
-                        connection_id: connection.id.clone(),
-                        integration_id: connection.integration_id.clone(),
-                        provider: None,
-                        auth_mode: None,
-                        environment: None,
-                        owner: Owner::default(),
-                        tags: Tags::new(),
-                        change: Change::Deleted,
-                    };
+                    let gone = AuthEvent::deletion_of(connection);
                     match self.store.record(&gone).await {
                         Ok(Recorded::Written(_)) => {
                             tracing::info!(connection_id = %connection.id, integration_id = %connection.integration_id, "deleted in Nango: marked deleted");

@@ -11,10 +11,10 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::access::{self, Action, OrganizationAccess};
 use crate::bootstrap::InitError;
 use crate::config::{ClaimNames, NangoConfig, Source, StoreConfig};
-use crate::connection::{AuthEvent, Change, Owner};
+use crate::connection::AuthEvent;
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
-use crate::nango::{ConnectionId, NangoClient, Tags};
+use crate::nango::{ConnectionId, NangoClient};
 use crate::store::ConnectionStore;
 use crate::transport::Tls;
 
@@ -79,17 +79,9 @@ impl DeleteConnection {
             .nango
             .delete_connection(&connection.id, &connection.integration_id)
             .await?;
-        let deleted = AuthEvent {
-            connection_id: connection.id.clone(),
-            integration_id: connection.integration_id.clone(),
-            provider: None,
-            auth_mode: None,
-            environment: None,
-            owner: Owner::default(),
-            tags: Tags::new(),
-            change: Change::Deleted,
-        };
-        self.store.record(&deleted).await?;
+        self.store
+            .record(&AuthEvent::deletion_of(&connection))
+            .await?;
         tracing::info!(
             connection_id = %connection.id,
             end_user_id = %identity.end_user_id,

@@ -139,19 +139,7 @@ async fn a_webhook_dynamodb_will_never_take_is_422_not_an_endless_500() {
         "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
         "BillingMode": "PAY_PER_REQUEST"
     });
-    let created = http_client()
-        .post(dynamodb_endpoint())
-        .header("X-Amz-Target", "DynamoDB_20120810.CreateTable")
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(definition.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success());
+    dynamodb_json("DynamoDB_20120810.CreateTable", definition).await;
     let store = ConnectionStore::new(client, wrong);
 
     let result = store.record(&event(Change::Created)).await;
