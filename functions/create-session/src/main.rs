@@ -3,7 +3,7 @@
 use nango_connect::bootstrap;
 use nango_connect::handlers::create_session::CreateSession;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = bootstrap::start().await;
     let handler = bootstrap::or_exit(CreateSession::from_env(&cold.env, &cold.tls));

@@ -3,7 +3,7 @@
 use nango_connect::bootstrap;
 use nango_connect::handlers::list_connections::ListConnections;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = bootstrap::start().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&cold.aws);

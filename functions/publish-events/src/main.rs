@@ -6,7 +6,7 @@ use nango_connect::bootstrap;
 use nango_connect::events::stream::StreamEvent;
 use nango_connect::handlers::publish_events::PublishEvents;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let cold = bootstrap::start().await;
     let eventbridge = aws_sdk_eventbridge::Client::new(&cold.aws);

@@ -6,7 +6,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use nango_connect::bootstrap;
 use nango_connect::handlers::reconcile_connections::ReconcileConnections;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let cold = bootstrap::start().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&cold.aws);

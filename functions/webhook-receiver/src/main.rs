@@ -3,7 +3,7 @@
 use nango_connect::bootstrap;
 use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let cold = bootstrap::start().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&cold.aws);
