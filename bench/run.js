@@ -20,6 +20,12 @@ import { LambdaFunction } from '../infra/local-gateway/src/runtime-api.js';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = join(repo, 'shared', 'tests', 'fixtures');
 const FLOOR = 'bench-floor';
+// The floor plus one PutItem through the functions' AWS SDK configuration: the least any function
+// that stores a webhook through the SDK can cost. Run whenever webhook-receiver is.
+const PUT_ITEM_FLOOR = 'bench-floor-put-item';
+// The floor plus one JSON POST to Nango's /connect/sessions over the functions' HTTP stack: the
+// least a function that calls Nango can cost. Run whenever create-session is.
+const POST_FLOOR = 'bench-floor-post';
 const ALL = ['create-session', 'reconnect-session', 'list-connections', 'webhook-receiver'];
 
 function parseArgs(argv) {
@@ -306,7 +312,6 @@ function fmt(value) {
 const mb = (bytes) => (bytes === null ? '–' : (bytes / 1e6).toFixed(2));
 
 function printTable(options, results, sizeOf) {
-  const floor = results[FLOOR];
   const rows = [];
   const header = ['function', 'x86_64 MB', 'x86_64 zip -9 MB', 'arm64 MB', 'arm64 zip -9 MB', ...COLUMNS.map((c) => c[1])];
   for (const [name, rounds] of Object.entries(results)) {
@@ -318,15 +323,20 @@ function printTable(options, results, sizeOf) {
     }
     rows.push(row);
   }
-  const ratios = [];
-  for (const [name, rounds] of Object.entries(results)) {
-    if (name === FLOOR) continue;
-    const size = sizeOf[name];
-    const row = [`${name} ÷ floor`, '', '', '', size.armZip && sizeOf[FLOOR].armZip ? `${(size.armZip / sizeOf[FLOOR].armZip).toFixed(2)}×` : ''];
-    for (const [key] of COLUMNS) {
-      row.push(`${(median(rounds.map((r) => r[key])) / median(floor.map((r) => r[key]))).toFixed(2)}×`);
-    }
-    ratios.push(row);
+  // One row per function: its medians divided by the base's (the arm64 zip size too, when known).
+  const ratio = (name, base, label) => {
+    const sizes = sizeOf[name].armZip && sizeOf[base].armZip ? `${(sizeOf[name].armZip / sizeOf[base].armZip).toFixed(2)}×` : '';
+    const cells = COLUMNS.map(([key]) => {
+      const of = (rounds) => median(rounds.map((r) => r[key]));
+      return `${(of(results[name]) / of(results[base])).toFixed(2)}×`;
+    });
+    return [`${name} ÷ ${label}`, '', '', '', sizes, ...cells];
+  };
+  const ratios = Object.keys(results)
+    .filter((name) => name !== FLOOR)
+    .map((name) => ratio(name, FLOOR, 'floor'));
+  for (const [name, yardstick] of [['create-session', POST_FLOOR], ['webhook-receiver', PUT_ITEM_FLOOR]]) {
+    if (results[name] && results[yardstick]) ratios.push(ratio(name, yardstick, yardstick));
   }
   const all = [header, ...rows, ...ratios];
   const cpuStat = Object.entries(results)
@@ -392,8 +402,14 @@ async function main() {
       'reconnect-session': { event: () => apiEvent(reconnect, JSON.stringify({ connectionId })), expect: 201 },
       'list-connections': { event: () => apiEvent(list), expect: 200 },
       'webhook-receiver': { event: () => webhookEvent(webhook, newConnectionWebhook(webhook), nango.signingKey), expect: 200 },
+      [PUT_ITEM_FLOOR]: { event: () => webhookEvent(webhook, newConnectionWebhook(webhook), nango.signingKey), expect: 200 },
+      [POST_FLOOR]: { event: () => apiEvent(sessions), expect: 200 },
     };
-    const names = [FLOOR, ...options.functions];
+    const yardsticks = [
+      ...(options.functions.includes('create-session') ? [POST_FLOOR] : []),
+      ...(options.functions.includes('webhook-receiver') ? [PUT_ITEM_FLOOR] : []),
+    ];
+    const names = [FLOOR, ...yardsticks, ...options.functions];
     const results = Object.fromEntries(names.map((name) => [name, []]));
     for (let round = 1; round <= options.rounds; round++) {
       for (const name of names) {
