@@ -26,7 +26,7 @@ const PUT_ITEM_FLOOR = 'bench-floor-put-item';
 // The floor plus one JSON POST to Nango's /connect/sessions over the functions' HTTP stack: the
 // least a function that calls Nango can cost. Run whenever create-session is.
 const POST_FLOOR = 'bench-floor-post';
-const ALL = ['create-session', 'reconnect-session', 'list-connections', 'webhook-receiver'];
+const ALL = ['create-session', 'reconnect-session', 'list-connections', 'delete-connection', 'webhook-receiver'];
 
 function parseArgs(argv) {
   const options = { rounds: 20, invokes: 200, functions: ALL };
@@ -377,6 +377,7 @@ async function main() {
     const sessions = fixture('apigw-v2-post-sessions.json');
     const reconnect = fixture('apigw-v2-post-sessions-reconnect.json');
     const list = fixture('apigw-v2-get-connections.json');
+    const remove = fixture('apigw-v2-delete-connection.json');
     const webhook = fixture('function-url-webhook.json');
 
     // The caller's connection, made in Nango and delivered to DynamoDB by the webhook receiver
@@ -401,6 +402,8 @@ async function main() {
       'create-session': { event: () => apiEvent(sessions), expect: 201 },
       'reconnect-session': { event: () => apiEvent(reconnect, JSON.stringify({ connectionId })), expect: 201 },
       'list-connections': { event: () => apiEvent(list), expect: 200 },
+      // A connection the caller does not have: one GetItem, then 404 without a call to Nango.
+      'delete-connection': { event: () => apiEvent(remove), expect: 404 },
       'webhook-receiver': { event: () => webhookEvent(webhook, newConnectionWebhook(webhook), nango.signingKey), expect: 200 },
       [PUT_ITEM_FLOOR]: { event: () => webhookEvent(webhook, newConnectionWebhook(webhook), nango.signingKey), expect: 200 },
       [POST_FLOOR]: { event: () => apiEvent(sessions), expect: 200 },
