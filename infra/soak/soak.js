@@ -55,6 +55,9 @@ async function call(url, { method = 'GET', token, body, endpoint } = {}) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const soakStartedAt = performance.now();
+/** A line on stderr, so that a long run shows where it is. */
+const progress = (what) => console.error(`  [${((performance.now() - soakStartedAt) / 1000).toFixed(0)} s] ${what}`);
 
 /** Our API, retried later on 429/5xx as a client would (the API answers 503 when Nango fails). */
 async function api(method, path, token, body, expected) {
@@ -206,13 +209,16 @@ async function main() {
       faults.push('POST /connect/sessions: 5x 503, 5x 429, 3x 500, 3x hang 2 s');
     }
     connections.push(await authorizeUser(user));
+    if (connections.length % Math.max(1, Math.floor(total / 10)) === 0) progress(`${connections.length}/${total} authorized`);
   });
   await outageDone;
   const authorizedAt = performance.now();
 
   // The dropped creations reach the store only through reconciliation, as in production when the
   // scheduled run comes round; the fates below need the store to know every connection.
+  progress('waiting for the webhooks to settle');
   await settle();
+  progress('reconciling');
   const midReconcile = await call(`${stack}/dev/reconcile`, { method: 'POST', endpoint: 'POST /dev/reconcile' });
   if (midReconcile.status !== 200) throw new Error(`reconcile: ${midReconcile.status} ${JSON.stringify(midReconcile.body)}`);
 
@@ -220,6 +226,7 @@ async function main() {
   const fates = { reconnected: 0, refreshFailed: 0, recovered: 0, deleted: 0 };
   await emulator('POST', '/_emulator/faults', { route: 'POST /connect/sessions/reconnect', count: 3, status: 503 });
   faults.push('POST /connect/sessions/reconnect: 3x 503');
+  progress('phase 2: reconnect, refresh failures, deletes');
   await pool(connections, async (connection) => {
     const roll = random();
     if (roll < 0.15) {
@@ -253,6 +260,7 @@ async function main() {
     await api('GET', '/connections', connection.token, undefined, 200);
   });
 
+  progress('settling, reconciling and comparing');
   const stats = await settle();
   const reconcile = await call(`${stack}/dev/reconcile`, { method: 'POST', endpoint: 'POST /dev/reconcile' });
   if (reconcile.status !== 200) throw new Error(`reconcile: ${reconcile.status} ${JSON.stringify(reconcile.body)}`);
