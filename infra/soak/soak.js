@@ -233,13 +233,16 @@ async function main() {
       const session = await api('POST', '/sessions/reconnect', connection.token, { connectionId: connection.connectionId }, 201);
       await authorize(session.body.sessionToken);
       fates.reconnected++;
+      connection.fate = 'reconnected';
     } else if (roll < 0.3) {
       await emulator('POST', `/_emulator/connections/${connection.connectionId}/refresh-failure`, {});
       fates.refreshFailed++;
+      connection.fate = 'refresh failed';
       if (random() < 0.5) {
         await sleep(50);
         await emulator('POST', `/_emulator/connections/${connection.connectionId}/refresh-success`, {});
         fates.recovered++;
+        connection.fate = 'refresh failed, recovered';
       }
     } else if (roll < 0.4) {
       // Only once the store has it: our DELETE answers 404 for a connection it does not know yet.
@@ -247,7 +250,7 @@ async function main() {
         const answer = await call(`${stack}/connections/${connection.connectionId}`, {
           method: 'DELETE', token: connection.token, endpoint: 'DELETE /connections/{id}',
         });
-        if (answer.status < 300) { fates.deleted++; return; }
+        if (answer.status < 300) { fates.deleted++; connection.fate = 'deleted'; return; }
         if (answer.status === 404 || answer.status === 429 || answer.status >= 500) { await sleep(200); continue; }
         throw new Error(`DELETE: ${answer.status} ${JSON.stringify(answer.body)}`);
       }
@@ -262,25 +265,15 @@ async function main() {
 
   progress('settling, reconciling and comparing');
   const stats = await settle();
+  // What the webhooks alone made of the store (every one delivered, or dropped and then
+  // reconciled in phase 1), before the last reconciliation corrects it.
+  const beforeReconcile = await compare();
   const reconcile = await call(`${stack}/dev/reconcile`, { method: 'POST', endpoint: 'POST /dev/reconcile' });
   if (reconcile.status !== 200) throw new Error(`reconcile: ${reconcile.status} ${JSON.stringify(reconcile.body)}`);
   await settle();
   const finishedAt = performance.now();
 
-  // The comparison, connection by connection.
-  const truth = (await emulator('GET', '/_emulator/connections')).connections;
-  const stored = new Map((await scanTable()).map((item) => [item.connectionId.S, item]));
-  const lost = [], wrongOwner = [], wrongStatus = [];
-  for (const connection of truth) {
-    const item = stored.get(connection.connection_id);
-    if (!item) { lost.push(connection.connection_id); continue; }
-    const owner = connection.first_tags?.end_user_id ?? null;
-    if ((item.endUserId?.S ?? null) !== owner || (item.organizationId?.S ?? null) !== (connection.first_tags?.organization_id ?? null)) {
-      wrongOwner.push(`${connection.connection_id} (store ${item.endUserId?.S}, Nango ${owner})`);
-    }
-    const expected = connection.deleted ? 'deleted' : connection.errors.length > 0 ? 'error' : 'active';
-    if (item.status.S !== expected) wrongStatus.push(`${connection.connection_id} (store ${item.status.S}, Nango ${expected})`);
-  }
+  const { truth, lost, wrongOwner, wrongStatus } = await compare();
   const functions = (await call(`${stack}/dev/functions`)).body;
 
   const seconds = (finishedAt - startedAt) / 1000;
@@ -294,6 +287,8 @@ async function main() {
     ['webhooks', `${stats.events} events, ${stats.deliveries} deliveries (${stats.duplicates} duplicates), ${stats.delivered} delivered, ${stats.retries} retries, ${stats.failed} failed, ${stats.dropped} dropped, max ${stats.maxInFlight} in flight`],
     ['webhook attempts answered', Object.entries(stats.answers).map(([answer, n]) => `${answer}: ${n}`).join(', ')],
     ['reconcile after the authorizations', JSON.stringify(midReconcile.body)],
+    ['before the last reconcile', `${beforeReconcile.lost.length} lost, ${beforeReconcile.wrongOwner.length} wrong owner, `
+      + `${beforeReconcile.wrongStatus.length} wrong status${describeFates(beforeReconcile.wrongStatus, connections)}`],
     ['reconcile at the end', JSON.stringify(reconcile.body)],
     ['faults injected', faults.join('; ')],
     ['DynamoDB outage', `stopped ${outage.seconds.toFixed(1)} s (SIGTERM to answering again; port refusing ${outage.refusingSeconds.toFixed(1)} s), `
@@ -312,9 +307,10 @@ async function main() {
   for (const [endpoint, values] of [...latencies].sort()) {
     rows.push([`latency ${endpoint}`, `p50 ${percentile(values, 50).toFixed(0)} ms, p99 ${percentile(values, 99).toFixed(0)} ms (n=${values.length})`]);
   }
-  rows.push(['lost', lost.length ? `${lost.length}: ${lost.join(', ')}` : '0']);
-  rows.push(['wrong owner', wrongOwner.length ? `${wrongOwner.length}: ${wrongOwner.join(', ')}` : '0']);
-  rows.push(['wrong status', wrongStatus.length ? `${wrongStatus.length}: ${wrongStatus.join(', ')}` : '0']);
+  const list = (differences) => (differences.length ? `${differences.length}: ${differences.map((d) => d.text).join(', ')}` : '0');
+  rows.push(['lost', list(lost)]);
+  rows.push(['wrong owner', list(wrongOwner)]);
+  rows.push(['wrong status', list(wrongStatus)]);
   if (emulatorLoss) rows.push(['DynamoDB Local lost items over its restart', `${outage.itemsBefore - outage.itemsAfter}`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log('\nsoak');
@@ -407,6 +403,39 @@ async function dynamodbAnswers() {
 }
 
 const report = { outage: null, createSessionKill: null, receiverKill: null };
+
+/** The store against the emulator's truth, connection by connection: owner (from the first
+ * tags), status (active / error / deleted). */
+async function compare() {
+  const truth = (await emulator('GET', '/_emulator/connections')).connections;
+  const stored = new Map((await scanTable()).map((item) => [item.connectionId.S, item]));
+  const lost = [], wrongOwner = [], wrongStatus = [];
+  for (const connection of truth) {
+    const id = connection.connection_id;
+    const item = stored.get(id);
+    if (!item) { lost.push({ id, text: id }); continue; }
+    const owner = connection.first_tags?.end_user_id ?? null;
+    if ((item.endUserId?.S ?? null) !== owner || (item.organizationId?.S ?? null) !== (connection.first_tags?.organization_id ?? null)) {
+      wrongOwner.push({ id, text: `${id} (store ${item.endUserId?.S}, Nango ${owner})` });
+    }
+    const expected = connection.deleted ? 'deleted' : connection.errors.length > 0 ? 'error' : 'active';
+    if (item.status.S !== expected) wrongStatus.push({ id, text: `${id} (store ${item.status.S}, Nango ${expected})`, stored: item.status.S, expected });
+  }
+  return { truth, lost, wrongOwner, wrongStatus };
+}
+
+/** " (n: store error, Nango active, after a refresh failed, recovered; ...)": what the connections
+ * that differ went through, to tell a known limit from a bug. */
+function describeFates(differences, connections) {
+  if (differences.length === 0) return '';
+  const fateOf = new Map(connections.map((c) => [c.connectionId, c.fate ?? 'authorized only']));
+  const groups = new Map();
+  for (const { id, stored, expected } of differences) {
+    const key = `store ${stored}, Nango ${expected}, ${fateOf.get(id) ?? 'unknown to the soak'}`;
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  return ` (${[...groups].sort((a, b) => b[1] - a[1]).map(([key, n]) => `${n}: ${key}`).join('; ')})`;
+}
 
 /** Webhook attempts between two stats that met anything but a 200, by what they met. */
 function answersBetween(before, after) {
