@@ -371,7 +371,7 @@ function ownFunctionPid(status, name) {
 
 const dynamodbPort = new URL(dynamodb).port;
 // The DynamoDB Local this soak started again (the stack's own one is stopped), and the one it
-// holds paused: both are set right at exit, whatever ends the soak.
+// holds paused: at exit, whatever ends the soak, the first is stopped and the second resumed.
 let dynamodbRestarted = null;
 let dynamodbPaused = null;
 process.on('exit', () => {
