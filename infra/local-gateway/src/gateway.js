@@ -4,7 +4,8 @@
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
 // - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
 //   (unless the gateway checks a real issuer's tokens), POST /dev/reconcile (runs the scheduled
-//   reconciliation now), GET /dev/functions (each function's sandbox starts and crashes),
+//   reconciliation now), GET /dev/functions (each function's sandbox starts and crashes, its
+//   process id and whether it is mid-invocation),
 //   /demo-config.json, the demo page's static files, and the API reference
 //   (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
@@ -199,8 +200,7 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
     }
 
     if (url.pathname === '/dev/functions' && req.method === 'GET') {
-      const counts = Object.entries(functions).map(([name, fn]) => [name, { starts: fn.starts, crashes: fn.crashes }]);
-      return json(res, 200, Object.fromEntries(counts));
+      return json(res, 200, Object.fromEntries(Object.entries(functions).map(([name, fn]) => [name, fn.status()])));
     }
 
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);

@@ -19,6 +19,7 @@ for (;;) {
   const event = await next.json();
   if (event.crash) process.exit(3);
   if (event.hang) { setInterval(() => {}, 1000); await new Promise(() => {}); }
+  if (event.sleepMs) await new Promise((resolve) => setTimeout(resolve, event.sleepMs));
   const outcome = event.fail ? 'error' : 'response';
   await fetch(api + '/' + id + '/' + outcome, { method: 'POST', body: JSON.stringify({
     statusCode: 200, body: JSON.stringify({ echo: event, fn: process.env.AWS_LAMBDA_FUNCTION_NAME,
@@ -57,4 +58,46 @@ test('a hung invocation times out, and the sandbox is replaced', async () => {
   const answer = await fn.invoke({ n: 5 });
   assert.deepEqual(JSON.parse(answer.body).echo, { n: 5 });
   assert.deepEqual([fn.starts, fn.crashes], [starts + 1, crashes + 1]);
+});
+
+test('time spent queued behind a busy sandbox does not count against the timeout', async () => {
+  const { starts, crashes } = fn;
+  // Three invocations of 600 ms each, one at a time: the last waits 1,200 ms, over the 1,000 ms
+  // timeout, before the process takes it.
+  const answers = await Promise.all([1, 2, 3].map((n) => fn.invoke({ n, sleepMs: 600 })));
+  assert.deepEqual(answers.map((a) => JSON.parse(a.body).echo.n), [1, 2, 3]);
+  assert.deepEqual([fn.starts, fn.crashes], [starts, crashes]);
+});
+
+test('a crash fails only the invocation the process held; the queued ones go to a new process', async () => {
+  const { starts, crashes } = fn;
+  const [crashed, queued] = await Promise.allSettled([fn.invoke({ crash: true }), fn.invoke({ n: 6 })]);
+  assert.match(crashed.reason.message, /exited while handling/);
+  assert.deepEqual(JSON.parse(queued.value.body).echo, { n: 6 });
+  assert.deepEqual([fn.starts, fn.crashes], [starts + 1, crashes + 1]);
+});
+
+test('status() shows the process and whether it is mid-invocation; killing it then fails that invocation', async () => {
+  await fn.invoke({ n: 7 });
+  assert.deepEqual(fn.status(), { starts: fn.starts, crashes: fn.crashes, pid: fn.process.pid, invoking: 0 });
+  const hung = fn.invoke({ hang: true });
+  while (fn.status().invoking === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  const { pid, crashes } = fn.status();
+  process.kill(pid, 'SIGKILL');
+  await assert.rejects(hung, /exited while handling/);
+  assert.deepEqual([fn.status().invoking, fn.status().pid, fn.crashes], [0, null, crashes + 1]);
+});
+
+test('a process that dies before taking an event fails what waits for it, and is not started over and over', async () => {
+  const broken = new LambdaFunction({ name: 'broken', binary: '/bin/false', env: {}, timeoutMs: 1000, log: () => {} });
+  await broken.listen();
+  try {
+    const answers = await Promise.allSettled([broken.invoke({ n: 1 }), broken.invoke({ n: 2 })]);
+    assert.deepEqual(answers.map((a) => a.status), ['rejected', 'rejected']);
+    assert.match(answers[0].reason.message, /exited \(1\) before taking/);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual([broken.starts, broken.crashes], [1, 1]);
+  } finally {
+    broken.stop();
+  }
 });

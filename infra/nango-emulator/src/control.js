@@ -91,9 +91,15 @@ function webhookStats({ res }, ctx) {
     const log = ctx.store.webhookLog;
     const byStatus = { pending: 0, delivered: 0, failed: 0, dropped: 0, cancelled: 0 };
     let attempts = 0;
+    // What the attempts met: an HTTP status, or a network error's code ("ECONNREFUSED").
+    const answers = {};
     for (const delivery of log) {
         byStatus[delivery.status] += 1;
         attempts += delivery.attempts.length;
+        for (const attempt of delivery.attempts) {
+            const answer = attempt.status ?? attempt.error;
+            answers[answer] = (answers[answer] ?? 0) + 1;
+        }
     }
     const sent = log.filter((d) => d.status !== 'dropped');
     sendJson(res, 200, {
@@ -103,6 +109,7 @@ function webhookStats({ res }, ctx) {
         duplicates: log.filter((d) => d.copy > 0).length,
         attempts,
         retries: attempts - sent.filter((d) => d.attempts.length > 0).length,
+        answers,
         maxInFlight: ctx.webhooks.maxInFlight
     });
 }

@@ -152,6 +152,7 @@ describe('POST /_emulator/webhooks/delivery', () => {
         assert.equal(stats.deliveries, 3);
         assert.equal(stats.duplicates, 2);
         assert.equal(stats.delivered, 3);
+        assert.deepEqual(stats.answers, { 200: 3 });
     });
 
     test('each copy keeps Nango’s retry policy: 3 attempts, only on >= 500', async () => {
@@ -171,6 +172,7 @@ describe('POST /_emulator/webhooks/delivery', () => {
         );
         const stats = (await api.get('/_emulator/webhooks/stats')).body;
         assert.deepEqual([stats.attempts, stats.retries, stats.failed], [6, 4, 2]);
+        assert.deepEqual(stats.answers, { 503: 6 });
 
         sink.requests.length = 0;
         respond = () => 429;
