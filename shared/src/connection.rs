@@ -344,7 +344,6 @@ pub fn owner_conflict<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::{EndUserId, OrganizationId};
 
     const T0: &str = "2026-11-26T10:00:00.000Z";
     const T1: &str = "2026-11-26T10:05:00.000Z";
@@ -364,14 +363,7 @@ mod tests {
             provider: Some("github".into()),
             auth_mode: Some("OAUTH2".into()),
             environment: Some("dev".into()),
-            owner: Owner {
-                end_user_id: tags
-                    .get("end_user_id")
-                    .map(|id| EndUserId::parse(id).unwrap()),
-                organization_id: tags
-                    .get("organization_id")
-                    .map(|id| OrganizationId::parse(id).unwrap()),
-            },
+            owner: Owner::from_tags(&tags),
             tags,
             change,
         }
@@ -730,14 +722,7 @@ mod properties {
             provider: Some("github".into()),
             auth_mode: Some("OAUTH2".into()),
             environment: Some("dev".into()),
-            owner: Owner {
-                end_user_id: tags
-                    .get(tags::END_USER_ID)
-                    .and_then(|id| EndUserId::parse(id).ok()),
-                organization_id: tags
-                    .get(tags::ORGANIZATION_ID)
-                    .and_then(|id| OrganizationId::parse(id).ok()),
-            },
+            owner: Owner::from_tags(&tags),
             tags,
             change,
         })

@@ -155,7 +155,6 @@ pub fn event(old: Option<&Connection>, new: Option<&Connection>) -> Option<Event
 mod tests {
     use super::*;
     use crate::connection::{AuthEvent, Change, Failure, Owner, apply};
-    use crate::identity::{EndUserId, OrganizationId};
     use crate::nango::{ConnectionId, IntegrationId, Tags};
 
     const T0: &str = "2026-11-26T10:00:00.000Z";
@@ -180,14 +179,7 @@ mod tests {
             provider: Some("github".into()),
             auth_mode: Some("OAUTH2".into()),
             environment: Some("dev".into()),
-            owner: Owner {
-                end_user_id: tags
-                    .get("end_user_id")
-                    .and_then(|id| EndUserId::parse(id).ok()),
-                organization_id: tags
-                    .get("organization_id")
-                    .and_then(|id| OrganizationId::parse(id).ok()),
-            },
+            owner: Owner::from_tags(&tags),
             tags,
             change,
         }
