@@ -309,7 +309,9 @@ impl Reconciler {
                 Ok(true) => summary.confirmed_present += 1,
                 Ok(false) => {
                     let gone = AuthEvent::deletion_of(connection);
-                    match self.store.record(&gone).await {
+                    // From the state the scan read: one conditional put, unless something wrote since.
+                    let read = Some(Some((*connection).clone()));
+                    match self.store.record_from(&gone, read).await {
                         Ok(Recorded::Written(_)) => {
                             tracing::info!(connection_id = %connection.id, integration_id = %connection.integration_id, "deleted in Nango: marked deleted");
                             summary.marked_deleted += 1;

@@ -50,8 +50,12 @@ export class StreamPoller {
     const { StreamDescription } = await this.call(`${STREAMS}.DescribeStream`, { StreamArn: this.streamArn });
     for (const shard of StreamDescription.Shards ?? []) {
       if (this.shards.has(shard.ShardId)) continue;
-      // At start only open shards matter; a shard found later is read from its beginning.
-      if (position === 'LATEST' && shard.SequenceNumberRange?.EndingSequenceNumber) continue;
+      // At start only open shards matter: a closed one is marked read, so that a later discovery
+      // (which reads new shards from their beginning) does not publish its old records again.
+      if (position === 'LATEST' && shard.SequenceNumberRange?.EndingSequenceNumber) {
+        this.shards.set(shard.ShardId, null);
+        continue;
+      }
       const { ShardIterator } = await this.call(`${STREAMS}.GetShardIterator`, {
         StreamArn: this.streamArn,
         ShardId: shard.ShardId,

@@ -45,8 +45,7 @@ impl Lifecycle {
 
 /// Shown in `GET /connections`: not deleted, and someone's.
 fn listable(connection: &Connection) -> bool {
-    connection.status != Status::Deleted
-        && (connection.owner.end_user_id.is_some() || connection.owner.organization_id.is_some())
+    connection.status != Status::Deleted && connection.owner.is_known()
 }
 
 /// What the change from `old` to `new` means to the app, if anything. `None` for `new` is an item

@@ -79,11 +79,13 @@ impl DeleteConnection {
             .nango
             .delete_connection(&connection.id, &connection.integration_id)
             .await?;
+        // From the state read above: one conditional put, unless something wrote since.
+        let gone = AuthEvent::deletion_of(&connection);
         self.store
-            .record(&AuthEvent::deletion_of(&connection))
+            .record_from(&gone, Some(Some(connection)))
             .await?;
         tracing::info!(
-            connection_id = %connection.id,
+            connection_id = %gone.connection_id,
             end_user_id = %identity.end_user_id,
             nango = ?deletion,
             "connection deleted"

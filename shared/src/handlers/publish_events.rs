@@ -36,15 +36,20 @@ impl PublishEvents {
     }
 
     pub async fn handle(&self, event: StreamEvent) -> BatchResponse {
-        // The records up to the first one that cannot be decoded, each with its event if any.
-        let mut decoded: Vec<(&Value, Option<Event>)> = Vec::new();
+        // The events of the records up to the first one that cannot be decoded, each beside the
+        // record it came from.
+        let mut sources: Vec<&Value> = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
         let mut undecodable = None;
         for record in &event.records {
             match stream::decode(record) {
-                Ok(change) => decoded.push((
-                    record,
-                    lifecycle::event(change.old.as_ref(), change.new.as_ref()),
-                )),
+                Ok(change) => {
+                    if let Some(event) = lifecycle::event(change.old.as_ref(), change.new.as_ref())
+                    {
+                        sources.push(record);
+                        events.push(event);
+                    }
+                }
                 Err(err) => {
                     tracing::error!(
                         sequence_number = stream::sequence_number(record).unwrap_or(""),
@@ -57,16 +62,11 @@ impl PublishEvents {
             }
         }
 
-        let events: Vec<Event> = decoded.iter().filter_map(|(_, e)| e.clone()).collect();
         let published = self.publisher.publish_in_order(&events).await;
         let failed = match published.error {
             Some(err) => {
                 // The record whose event was the first not taken.
-                let record = decoded
-                    .iter()
-                    .filter(|(_, event)| event.is_some())
-                    .nth(published.published)
-                    .map(|(record, _)| *record);
+                let record = sources.get(published.published).copied();
                 tracing::error!(
                     published = published.published,
                     of = events.len(),
