@@ -188,7 +188,6 @@ async function coldStart({ name, binary, env, event, expect, invokes }) {
   let pid = null;
   let cpuAtFirstPoll = null;
   let cpuAtFirstResponse = null;
-  let statAtFirstResponse = null;
   const logs = [];
   const fn = new LambdaFunction({
     name,
@@ -205,7 +204,6 @@ async function coldStart({ name, binary, env, event, expect, invokes }) {
       if ((what === 'response' || what === 'error') && marks.firstResponse === undefined) {
         marks.firstResponse = now();
         cpuAtFirstResponse = cpuMs(pid);
-        statAtFirstResponse = statCpuMs(pid);
       }
     },
   });
@@ -242,7 +240,6 @@ async function coldStart({ name, binary, env, event, expect, invokes }) {
       firstInvoke: marks.firstResponse - marks.firstPoll,
       execToFirstResponse: marks.firstResponse - spawned,
       cpuToFirstResponse: cpuAtFirstResponse,
-      statCpuToFirstResponse: statAtFirstResponse,
       warmP50: percentile(warm, 0.5),
       warmP99: percentile(warm, 0.99),
       cpuPerWarmInvoke: cpuWarm,
@@ -293,15 +290,15 @@ function sizes(name) {
 // --- the table ------------------------------------------------------------------------------------
 
 const COLUMNS = [
-  ['init', 'init ms (spawn→1st poll)', 'init'],
-  ['initCpu', 'init CPU ms', 'initCpu'],
-  ['firstInvoke', '1st invoke ms', 'firstInvoke'],
-  ['execToFirstResponse', 'exec→1st response ms', 'execToFirstResponse'],
-  ['cpuToFirstResponse', 'CPU to 1st response ms', 'cpuToFirstResponse'],
-  ['warmP50', 'warm p50 ms', 'warmP50'],
-  ['warmP99', 'warm p99 ms', 'warmP99'],
-  ['cpuPerWarmInvoke', 'CPU/warm invoke ms', 'cpuPerWarmInvoke'],
-  ['peakRssMiB', 'peak RSS MiB (VmHWM)', 'peakRssMiB'],
+  ['init', 'init ms (spawn→1st poll)'],
+  ['initCpu', 'init CPU ms'],
+  ['firstInvoke', '1st invoke ms'],
+  ['execToFirstResponse', 'exec→1st response ms'],
+  ['cpuToFirstResponse', 'CPU to 1st response ms'],
+  ['warmP50', 'warm p50 ms'],
+  ['warmP99', 'warm p99 ms'],
+  ['cpuPerWarmInvoke', 'CPU/warm invoke ms'],
+  ['peakRssMiB', 'peak RSS MiB (VmHWM)'],
 ];
 
 function fmt(value) {

@@ -11,22 +11,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { call, stack } from './http.js';
 
-const stack = process.env.STACK_URL ?? 'http://127.0.0.1:3000';
 const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
 const secretKey = process.env.NANGO_SECRET_KEY;
 const bus = process.env.EVENTBRIDGE_URL ?? 'http://127.0.0.1:3005';
 const emulatorConfig = JSON.parse(readFileSync(new URL('../nango-emulator/emulator.config.json', import.meta.url)));
 const integration = 'github';
-
-async function call(url, { method = 'GET', token, body, headers = {} } = {}) {
-  const all = { 'content-type': 'application/json', ...headers };
-  if (token) all.authorization = `Bearer ${token}`;
-  const raw = typeof body === 'string' ? body : body === undefined ? undefined : JSON.stringify(body);
-  const response = await fetch(url, { method, headers: all, body: raw });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
 
 // Events arrive asynchronously (stream → poller → publish-events → bus): poll until `count` are there.
 async function eventsAbout(connectionId, count) {

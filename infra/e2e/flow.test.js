@@ -11,24 +11,13 @@
 //   E2E_API_KEY       a key Nango accepts for it (any key, with the emulator)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkStackAnswer } from './contract.js';
+import { call, stack } from './http.js';
 
-const stack = process.env.STACK_URL ?? 'http://127.0.0.1:3000';
 const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
 const secretKey = process.env.NANGO_SECRET_KEY;
 const emulator = (process.env.NANGO_EMULATOR ?? '1') === '1';
 const integration = process.env.E2E_INTEGRATION ?? 'github';
 const apiKey = process.env.E2E_API_KEY ?? 'e2e-test-key';
-
-async function call(url, { method = 'GET', token, body } = {}) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
-  const answer = { status: response.status, body: text ? JSON.parse(text) : null };
-  checkStackAnswer(stack, method, url, response, answer.body);
-  return answer;
-}
 
 // What the frontend SDK sends for nango.auth(integration, { credentials: { apiKey } }).
 async function authorize(sessionToken) {

@@ -7,18 +7,10 @@
 //   NANGO_HOST        the emulator (http://127.0.0.1:3003)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { call, stack } from './http.js';
 
-const stack = process.env.STACK_URL ?? 'http://127.0.0.1:3000';
 const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
 const emulator = (process.env.NANGO_EMULATOR ?? '1') === '1';
-
-async function call(url, { method = 'GET', token, body } = {}) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
 
 async function control(method, path, body) {
   const answer = await call(`${nangoHost}${path}`, { method, body });

@@ -11,7 +11,7 @@
 //   SOAK_DYNAMODB_PID_FILE  the restarted DynamoDB Local's pid, for scripts/soak to kill at exit
 //   SOAK_CONNECTIONS (200), SOAK_ORGS (10), SOAK_CONCURRENCY (8), SOAK_SEED (1)
 import { execFileSync, spawn } from 'node:child_process';
-import { openSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 
 const stack = process.env.STACK_URL;
 const nangoHost = process.env.NANGO_HOST;
@@ -283,7 +283,7 @@ async function main() {
   const rows = [
     ['connections (Nango truth)', `${truth.length} (${truth.filter((c) => !c.deleted).length} live, ${truth.filter((c) => c.deleted).length} deleted)`],
     ['end users / organizations', `${users.length} / ${orgs}`],
-    ['fates', `${fates.reconnected} reconnected, ${fates.refreshFailed} refresh failed (${fates.recovered} recovered), ${fates.deleted} deleted`],
+    ['fates', `${fates.reconnected} reconnected, ${fates.refreshFailed} refresh failed (${fates.recovered} recovered), ${fates.deleted} deleted${fates.deleteSkipped ? `, ${fates.deleteSkipped} deletes given up` : ''}`],
     ['webhooks', `${stats.events} events, ${stats.deliveries} deliveries (${stats.duplicates} duplicates), ${stats.delivered} delivered, ${stats.retries} retries, ${stats.failed} failed, ${stats.dropped} dropped, max ${stats.maxInFlight} in flight`],
     ['webhook attempts answered', Object.entries(stats.answers).map(([answer, n]) => `${answer}: ${n}`).join(', ')],
     ['reconcile after the authorizations', JSON.stringify(midReconcile.body)],

@@ -101,10 +101,9 @@ export class LambdaFunction {
     this.starts += 1;
     // Lambda gives a sandbox's init 10 s; one that never asks for an event is stopped (its exit
     // then fails what waits for it).
-    this.ready = false;
     clearTimeout(this.initTimer);
     this.initTimer = setTimeout(() => {
-      if (this.process !== child || this.ready) return;
+      if (this.process !== child) return;
       this.log(`[${this.name}] init did not finish in ${INIT_TIMEOUT_MS} ms`);
       child.kill('SIGKILL');
     }, INIT_TIMEOUT_MS);
@@ -170,7 +169,6 @@ export class LambdaFunction {
       const body = Buffer.concat(chunks).toString();
       if (req.method === 'GET' && path === `${PREFIX}/invocation/next`) {
         this.observe('next', {});
-        this.ready = true;
         clearTimeout(this.initTimer);
         this.waiting = res;
         this.#dispatch();
