@@ -11,12 +11,13 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use nango_connect::bootstrap;
 use nango_connect::config::NangoConfig;
 use nango_connect::handlers::reconcile_connections::NANGO_TIMEOUTS;
 use nango_connect::nango::NangoClient;
 use nango_connect::reconcile::{Reconciler, Settings, Summary};
 use nango_connect::store::ConnectionStore;
+use nango_connect::transport::Tls;
 use serde_json::{Value, json};
 
 const TABLE_DEFINITION: &str = include_str!("../../infra/dynamodb/connections-table.json");
@@ -28,7 +29,8 @@ fn env(name: &str) -> Result<String, Error> {
         .map_err(|_| format!("{name} is required (run scripts/bench-reconcile)").into())
 }
 
-#[tokio::main]
+// The scheduler, TLS configuration and AWS SDK configuration of the function itself.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let dynamodb = env("AWS_ENDPOINT_URL_DYNAMODB")?;
     let nango_host = env("NANGO_HOST")?;
@@ -42,9 +44,9 @@ async fn main() -> Result<(), Error> {
     } else {
         sizes
     };
-    let http = nango_connect::transport::Tls::new()
-        .client_builder()
-        .build()?;
+    let tls = Tls::new();
+    let aws = bootstrap::aws_config(&tls).await?;
+    let http = tls.client_builder().build()?;
     let mut config = NangoConfig::from_source(&[
         ("NANGO_HOST", nango_host.as_str()),
         ("NANGO_SECRET_KEY", secret_key.as_str()),
@@ -65,12 +67,8 @@ async fn main() -> Result<(), Error> {
     for (round, (size, shown)) in rounds.enumerate() {
         let table = format!("reconcile-bench-{}-{round}", std::process::id());
         create_table(&http, &dynamodb, &table).await?;
-        let store = ConnectionStore::new(dynamodb_client(&dynamodb), table);
-        let reconciler = Reconciler::new(
-            NangoClient::new(&config, &nango_connect::transport::Tls::new())?,
-            store,
-            settings.clone(),
-        );
+        let store = ConnectionStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+        let reconciler = Reconciler::new(NangoClient::new(&config, &tls)?, store, settings.clone());
 
         control(&http, &nango_host, "POST", "/_emulator/reset", json!({})).await?;
         control(
@@ -147,24 +145,6 @@ async fn measure(
         summary.seen as f64 / seconds
     );
     Ok(summary)
-}
-
-fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .http_client(nango_connect::transport::aws_http_client(
-                nango_connect::transport::aws_reqwest_client(
-                    &nango_connect::transport::Tls::new(),
-                    std::time::Duration::from_secs(1),
-                )
-                .expect("an HTTP client"),
-            ))
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "bench"))
-            .endpoint_url(endpoint)
-            .build(),
-    )
 }
 
 /// The table from its one definition, under another name (DynamoDB Local checks no signature).
