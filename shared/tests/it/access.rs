@@ -189,12 +189,7 @@ async fn a_webhook_naming_another_owner_does_not_hand_the_connection_over() {
     let receiver = webhook_receiver(store.clone());
     given(&receiver, &creation()).await;
     let mallory = json!({"end_user_id": "mallory", "organization_id": "evil"});
-    let failure = auth_webhook(
-        "refresh",
-        false,
-        Some(mallory.clone()),
-        Some(("refresh_token_external_error", "invalid_grant")),
-    );
+    let failure = refresh_failure(Some(mallory.clone()));
     given(&receiver, &failure).await;
 
     let mallorys = answer(

@@ -161,15 +161,6 @@ fn sequence(record: &Value) -> String {
         .to_owned()
 }
 
-fn refresh_failure(tags: Option<Value>) -> String {
-    auth_webhook(
-        "refresh",
-        false,
-        tags,
-        Some(("refresh_token_external_error", "invalid_grant")),
-    )
-}
-
 fn override_success(tags: Option<Value>) -> String {
     auth_webhook("override", true, tags, None)
 }

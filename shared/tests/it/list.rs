@@ -57,17 +57,7 @@ async fn lists_mine_and_my_organizations_newest_first() {
         &created_by("user-42", Some("org-7")),
     )
     .await;
-    deliver_for(
-        &store,
-        "c-mine-old",
-        &auth_webhook(
-            "refresh",
-            false,
-            None,
-            Some(("refresh_token_external_error", "invalid_grant")),
-        ),
-    )
-    .await;
+    deliver_for(&store, "c-mine-old", &refresh_failure(None)).await;
 
     let answer = answer(
         list_connections(store)

@@ -301,16 +301,7 @@ async fn a_failure_a_webhook_described_is_kept_when_the_listing_only_says_auth()
             "tags": owner_tags(), "authError": true}]))
         .await;
     given(&receiver, &on_exa(creation())).await;
-    given(
-        &receiver,
-        &on_exa(auth_webhook(
-            "refresh",
-            false,
-            None,
-            Some(("refresh_token_external_error", "invalid_grant")),
-        )),
-    )
-    .await;
+    given(&receiver, &on_exa(refresh_failure(None))).await;
     let summary = run(&reconciler(
         nango.client(fast_timeouts()),
         &store,
@@ -496,16 +487,7 @@ async fn a_webhook_arriving_while_a_run_pages_is_not_lost() {
     let running =
         tokio::spawn(async move { run(&reconciler(client, &run_store, settings(1000))).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    given(
-        &receiver,
-        &on_exa(auth_webhook(
-            "refresh",
-            false,
-            None,
-            Some(("refresh_token_external_error", "invalid_grant")),
-        )),
-    )
-    .await;
+    given(&receiver, &on_exa(refresh_failure(None))).await;
     let summary = running.await.unwrap();
 
     assert!(summary.complete, "{summary:?}");

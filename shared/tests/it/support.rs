@@ -419,6 +419,16 @@ pub fn creation() -> String {
     auth_webhook("creation", true, Some(owner_tags()), None)
 }
 
+/// A refresh failure (`invalid_grant`), with these tags or none.
+pub fn refresh_failure(tags: Option<Value>) -> String {
+    auth_webhook(
+        "refresh",
+        false,
+        tags,
+        Some(("refresh_token_external_error", "invalid_grant")),
+    )
+}
+
 pub fn sign(body: &str) -> String {
     hex::encode(signature::sign(SIGNING_KEY.as_bytes(), body.as_bytes()))
 }

@@ -11,15 +11,6 @@ fn connection_id() -> ConnectionId {
     ConnectionId::parse(CONNECTION_ID).unwrap()
 }
 
-fn refresh_failure(tags: Option<serde_json::Value>) -> String {
-    auth_webhook(
-        "refresh",
-        false,
-        tags,
-        Some(("refresh_token_external_error", "invalid_grant")),
-    )
-}
-
 #[tokio::test]
 async fn recorded_creation_event_stores_an_owned_active_connection() {
     let store = store().await;
