@@ -4,9 +4,10 @@
 //! Nango's bodies can reach the receiver's 1 MB limit; an EventBridge entry holds 256 KiB. A body
 //! too big for an entry is not cut mid-way: its event keeps Nango's top-level fields that are
 //! plain values (strings up to 1 KiB, numbers, booleans: `type`, `from`, `connectionId`,
-//! `providerConfigKey`, `syncName`, `model`, ...), drops the rest, and says so under
-//! [`TRUNCATED_KEY`] with the body's size and the names of the dropped fields. The receiver logs
-//! a warning for each such webhook. The app then reads the full data from Nango's API.
+//! `providerConfigKey`, `syncName`, `model`, ..., as many as fit in 160 KiB of JSON), drops the
+//! rest, and says so under [`TRUNCATED_KEY`] with the body's size and the names of the dropped
+//! fields. The receiver logs a warning for each such webhook. The app then reads the full data
+//! from Nango's API.
 
 use serde_json::{Map, Value, json};
 
@@ -20,6 +21,12 @@ pub const DETAIL_TYPE_PREFIX: &str = "nango.webhook.";
 
 /// Longest string kept in a truncated event's detail.
 const MAX_KEPT_STRING: usize = 1024;
+
+/// What a truncated detail may hold, as serialized JSON: the kept fields, then the names of the
+/// dropped ones. Counted in bytes of the output, not in fields: JSON escaping can make a short
+/// string six times longer, and the whole detail must fit [`MAX_ENTRY_BYTES`] with room to spare.
+const KEPT_FIELDS_BUDGET: usize = 160 * 1024;
+const DROPPED_NAMES_BUDGET: usize = 32 * 1024;
 
 /// What became of the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +81,9 @@ fn truncated(body: &[u8]) -> String {
         Ok(Value::Object(fields)) => fields,
         _ => Map::new(),
     };
+    let serialized = |value: &Value| value.to_string().len();
     let mut kept = Map::new();
+    let (mut kept_bytes, mut dropped_bytes) = (0, 0);
     let mut dropped = Vec::new();
     for (name, value) in fields {
         let plain = match &value {
@@ -82,10 +91,15 @@ fn truncated(body: &[u8]) -> String {
             Value::Number(_) | Value::Bool(_) | Value::Null => true,
             Value::Array(_) | Value::Object(_) => false,
         };
+        let name_bytes = serialized(&Value::String(name.clone())) + 1;
         // Names are kept short too: a body of a million tiny fields must still fit.
-        if plain && name.len() <= MAX_KEPT_STRING && kept.len() < 100 {
+        let field_bytes = name_bytes + serialized(&value) + 1;
+        if plain && name.len() <= MAX_KEPT_STRING && kept_bytes + field_bytes <= KEPT_FIELDS_BUDGET
+        {
+            kept_bytes += field_bytes;
             kept.insert(name, value);
-        } else if dropped.len() < 100 {
+        } else if dropped_bytes + name_bytes <= DROPPED_NAMES_BUDGET {
+            dropped_bytes += name_bytes;
             dropped.push(name);
         }
     }
@@ -145,6 +159,26 @@ mod tests {
         assert!(detail.get("payload").is_none());
         assert_eq!(detail[TRUNCATED_KEY]["bodyBytes"], body.len());
         assert_eq!(detail[TRUNCATED_KEY]["droppedFields"], json!(["payload"]));
+    }
+
+    #[test]
+    fn a_truncated_event_fits_however_its_fields_escape() {
+        // Names and values at the kept-string limit, each character six bytes once escaped in
+        // JSON (`\u0001`): counted in fields rather than bytes, this overflowed the entry.
+        let control = "\u{1}".repeat(MAX_KEPT_STRING - 4);
+        let mut fields = Map::new();
+        for i in 0..400 {
+            fields.insert(format!("{control}{i:04}"), json!(control));
+        }
+        let body = Value::Object(fields).to_string();
+        let (event, fit) = event("sync", body.as_bytes());
+        assert!(matches!(fit, Fit::Truncated { .. }));
+        assert!(event.size() <= MAX_ENTRY_BYTES, "{} bytes", event.size());
+        let detail: Value = serde_json::from_str(&event.detail).unwrap();
+        assert!(
+            detail.as_object().unwrap().len() > 1,
+            "some fields are kept"
+        );
     }
 
     #[test]
