@@ -313,6 +313,109 @@ async fn a_failure_a_webhook_described_is_kept_when_the_listing_only_says_auth()
     assert_eq!(stored.error.unwrap().description, "invalid_grant");
 }
 
+/// Five connections stored by a first run, then one deleted in Nango without a webhook.
+async fn five_stored_one_deleted_silently(
+    nango: &Emulator,
+    store: &ConnectionStore,
+) -> Vec<String> {
+    let specs: Vec<Value> = (0..5)
+        .map(|_| json!({"integration": "github", "tags": owned_by("user-42", "org-7")}))
+        .collect();
+    let ids = nango.create_silently(json!(specs)).await;
+    let first = run(&reconciler(
+        nango.client(fast_timeouts()),
+        store,
+        settings(2),
+    ))
+    .await;
+    assert_eq!(first.stored_new, 5, "{first:?}");
+    nango.delete_silently(&ids[0]).await;
+    ids
+}
+
+#[tokio::test]
+async fn a_run_over_its_page_budget_stops_there_and_deletes_nothing() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    five_stored_one_deleted_silently(&nango, &store).await;
+    let budget = Settings {
+        max_pages: 2,
+        ..settings(2)
+    };
+
+    let summary = run(&reconciler(nango.client(fast_timeouts()), &store, budget)).await;
+
+    assert!(!summary.complete, "{summary:?}");
+    assert!(
+        summary
+            .incomplete_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("page budget")),
+        "{summary:?}"
+    );
+    assert_eq!(
+        (summary.pages, summary.nango_requests),
+        (2, 2),
+        "{summary:?}"
+    );
+    assert_eq!(summary.marked_deleted, 0);
+    assert_eq!(listed_ids(&store, "user-42", None).await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_calls_nango_no_more_and_deletes_nothing() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    five_stored_one_deleted_silently(&nango, &store).await;
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(2));
+    let before = versions(&store).await;
+
+    let summary = reconciler
+        .run(Instant::now())
+        .await
+        .expect("the table is readable");
+
+    assert!(!summary.complete, "{summary:?}");
+    assert_eq!(
+        summary.incomplete_reason.as_deref(),
+        Some("out of time before page 0")
+    );
+    assert_eq!(
+        (summary.pages, summary.nango_requests),
+        (0, 0),
+        "{summary:?}"
+    );
+    assert_eq!(versions(&store).await, before, "nothing written");
+}
+
+#[tokio::test]
+async fn absences_nango_cannot_confirm_wait_for_the_next_run() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let ids = five_stored_one_deleted_silently(&nango, &store).await;
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(2));
+    nango
+        .fault(json!({"route": "GET /connections/{connectionId}", "status": 500}))
+        .await;
+
+    let deferred = run(&reconciler).await;
+
+    assert!(deferred.complete, "{deferred:?}");
+    assert_eq!(
+        (deferred.confirmations_deferred, deferred.marked_deleted),
+        (1, 0),
+        "{deferred:?}"
+    );
+    assert_ne!(
+        store.get(&id(&ids[0])).await.unwrap().unwrap().status,
+        Status::Deleted
+    );
+
+    nango.clear_faults().await;
+    let confirmed = run(&reconciler).await;
+    assert_eq!(confirmed.marked_deleted, 1, "{confirmed:?}");
+}
+
 #[tokio::test]
 async fn a_connection_deleted_behind_our_back_is_deleted_after_a_complete_listing_only() {
     let nango = Emulator::start().await;
