@@ -1,13 +1,18 @@
 //! Who may do what with a connection: one policy, decided in one function.
 //!
-//! A connection belongs to its end user, always. What its organization's other members may do is
-//! the deployment's choice, [`OrganizationAccess`] (`ORGANIZATION_ACCESS`):
+//! A connection belongs to its end user. What its organization's other members may do is the
+//! deployment's choice, [`OrganizationAccess`] (`ORGANIZATION_ACCESS`):
 //!
 //! | policy            | list | reconnect | delete |
 //! |-------------------|------|-----------|--------|
 //! | `shared` (default)| end user and organization | end user and organization | end user and organization |
 //! | `visible`         | end user and organization | end user only | end user only |
 //! | `private`         | end user only | end user only | end user only |
+//!
+//! Under `shared` and `visible`, membership follows the token: a connection that belongs to an
+//! organization is listed, reconnected and deleted only by callers whose current organization claim
+//! is that organization — its own end user included, once they have left it. Under `private`, only
+//! its end user, whatever their organization now.
 //!
 //! The trade-off of `shared`: a colleague who reconnects a connection completes it with *their*
 //! third-party account, and from then on the connection acts as them. `visible` keeps the team's
@@ -81,11 +86,13 @@ pub fn authorize(
     let is_end_user = owner.end_user_id.as_ref() == Some(&caller.end_user_id);
     let is_member = caller.organization_id.is_some()
         && owner.organization_id.as_ref() == caller.organization_id.as_ref();
-    if is_end_user || (is_member && policy.lets_organization(action)) {
-        Ok(())
-    } else {
-        Err(Denied)
-    }
+    let allowed = match (policy, &owner.organization_id) {
+        (OrganizationAccess::Private, _) | (_, None) => is_end_user,
+        // An organization's connection follows the token's current organization: whoever has
+        // left it, its creator included, no longer sees or acts on the team's connections.
+        (_, Some(_)) => is_member && (is_end_user || policy.lets_organization(action)),
+    };
+    if allowed { Ok(()) } else { Err(Denied) }
 }
 
 #[cfg(test)]
@@ -155,6 +162,30 @@ mod tests {
         assert_eq!(allowed(OrganizationAccess::Shared), [true, true, true]);
         assert_eq!(allowed(OrganizationAccess::Visible), [true, false, false]);
         assert_eq!(allowed(OrganizationAccess::Private), [false, false, false]);
+    }
+
+    #[test]
+    fn an_organizations_connection_follows_the_tokens_current_organization() {
+        let alices = connection(Some("alice"), Some("acme"));
+        let alice_elsewhere = caller("alice", Some("globex"));
+        let alice_without = caller("alice", None);
+        let allowed = |policy, who: &Identity| {
+            ACTIONS.map(|action| authorize(policy, who, &alices, action).is_ok())
+        };
+        for policy in [OrganizationAccess::Shared, OrganizationAccess::Visible] {
+            assert_eq!(allowed(policy, &alice_elsewhere), [false; 3], "{policy:?}");
+            assert_eq!(allowed(policy, &alice_without), [false; 3], "{policy:?}");
+            assert_eq!(
+                allowed(policy, &caller("alice", Some("acme"))),
+                [true; 3],
+                "{policy:?}"
+            );
+        }
+        // Under private a connection is its end user's alone, whatever their organization now.
+        assert_eq!(
+            allowed(OrganizationAccess::Private, &alice_elsewhere),
+            [true; 3]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub const END_USER_NAME_CLAIM: &str = "END_USER_NAME_CLAIM";
 pub const ORGANIZATION_ID_CLAIM: &str = "ORGANIZATION_ID_CLAIM";
 pub const ORGANIZATION_ACCESS: &str = "ORGANIZATION_ACCESS";
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+pub const NANGO_ENVIRONMENT: &str = "NANGO_ENVIRONMENT";
 
 const DEFAULT_NANGO_HOST: &str = "https://api.nango.dev";
 
@@ -122,6 +123,19 @@ impl Default for NangoTimeouts {
 }
 
 impl NangoConfig {
+    /// The webhook receiver's bounds: it confirms what a webhook claims within
+    /// [`crate::confirmation::CONFIRMATION_BUDGET`], inside its 10 s Lambda timeout and far inside
+    /// Nango's 20 s per delivery.
+    pub fn for_webhooks(mut self) -> Self {
+        self.timeouts = NangoTimeouts {
+            attempt: Duration::from_secs(2),
+            budget: Duration::from_secs(4),
+            max_attempts: 3,
+            ..self.timeouts
+        };
+        self
+    }
+
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let host = optional(source, NANGO_HOST).unwrap_or_else(|| DEFAULT_NANGO_HOST.to_owned());
         if !(is_https_url(&host) || is_loopback_http(&host)) {
@@ -180,6 +194,10 @@ fn is_loopback_http(url: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     pub signing_keys: Vec<SecretString>,
+    /// `NANGO_ENVIRONMENT` (e.g. `prod`): only auth webhooks of this environment are applied;
+    /// unset or empty, any. Two environments' signing keys in one list must never let one
+    /// environment's webhooks change the other's connections.
+    pub environment: Option<String>,
 }
 
 impl WebhookConfig {
@@ -194,7 +212,10 @@ impl WebhookConfig {
                 reason: "names no key".to_owned(),
             });
         }
-        Ok(WebhookConfig { signing_keys })
+        Ok(WebhookConfig {
+            signing_keys,
+            environment: optional(source, NANGO_ENVIRONMENT),
+        })
     }
 }
 

@@ -9,7 +9,10 @@
 //! - a late `creation` (a retry arriving after later events): it only fills in what is still
 //!   unknown (owner, tags, facts) and never changes status, error or `createdAt`;
 //! - anything after a `deletion`: ignored, so a deleted connection's owner is never silently
-//!   resurrected; a `deletion` for a connection never seen leaves a tombstone for the same reason;
+//!   resurrected; a `deletion` for a connection never seen leaves a tombstone for the same reason.
+//!   The one exception is Nango's own listing: a tombstone that a listing read after it (and after
+//!   the listing's lag) still shows live comes back, as a connection first seen then, owned as
+//!   Nango's tags say (a wrong deletion undone: see [`crate::confirmation`]);
 //! - a webhook with empty or missing tags: keeps the owner and tags already known;
 //! - a webhook naming another owner than the one we know: the owner stays (see below);
 //! - a webhook naming the same connection id under another integration: not merged (ignored).
@@ -233,6 +236,16 @@ impl AuthEvent {
 /// deletion). `now` is an RFC 3339 timestamp, used for `updatedAt` and, on first sight, `createdAt`.
 pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Option<Connection> {
     let mut next = match current {
+        // Nango's listing, read after the deletion was stored (and after its lag), still shows the
+        // connection live: the deletion was wrong (a forged webhook confirmed against a lagging
+        // replica, say). It comes back as a connection first seen now, owned as Nango says.
+        Some(connection)
+            if connection.status == Status::Deleted
+                && connection.integration_id == event.integration_id
+                && matches!(&event.change, Change::Observed(o) if connection.updated_at < o.as_of) =>
+        {
+            revived(connection)
+        }
         Some(connection) if connection.status == Status::Deleted => return None,
         // Nango names a connection by id *and* integration; one id under another integration is
         // not this connection, and must not be merged into it.
@@ -314,6 +327,27 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
     }
     next.updated_at = now.to_owned();
     Some(next)
+}
+
+/// What a tombstone passes on to the connection it becomes again: its identity, when we first
+/// heard of it, and its version (the store's write is conditioned on it).
+fn revived(tombstone: &Connection) -> Connection {
+    Connection {
+        id: tombstone.id.clone(),
+        integration_id: tombstone.integration_id.clone(),
+        provider: None,
+        auth_mode: None,
+        environment: None,
+        owner: Owner::default(),
+        tags: Tags::new(),
+        status: Status::Active,
+        error: None,
+        created_at: tombstone.created_at.clone(),
+        updated_at: tombstone.updated_at.clone(),
+        deleted_at: None,
+        reconnected_at: None,
+        version: tombstone.version,
+    }
 }
 
 fn fill(slot: &mut Option<String>, value: &Option<String>) {
@@ -470,14 +504,52 @@ mod tests {
             Change::Authorized,
             failure(),
             Change::Deleted,
-            observed(false, T2),
-            observed(true, T2),
+            // A listing that may not show the deletion yet (see the revival test for one that does).
+            observed(false, T1),
+            observed(true, T0),
         ] {
             assert_eq!(
                 apply(Some(&deleted), &event(change, owner_tags()), T2),
                 None
             );
         }
+    }
+
+    #[test]
+    fn a_listing_read_after_a_deletion_revives_the_connection_owned_as_nango_says() {
+        let deleted = apply(Some(&created()), &event(Change::Deleted, Tags::new()), T1).unwrap();
+        // A listing that may predate the deletion proves nothing.
+        assert_eq!(
+            apply(
+                Some(&deleted),
+                &event(observed(false, T0), owner_tags()),
+                T2
+            ),
+            None
+        );
+        let mut nangos = Tags::new();
+        nangos.insert("end_user_id", "user-9");
+        let revived = apply(
+            Some(&deleted),
+            &event(observed(true, T2), nangos.clone()),
+            T2,
+        )
+        .expect("revived");
+        assert_eq!(revived.status, Status::Error, "as the listing says");
+        assert_eq!(revived.error, Some(Failure::observed()));
+        assert_eq!(revived.owner.end_user_id.as_deref(), Some("user-9"));
+        assert_eq!(
+            revived.owner.organization_id, None,
+            "the tombstone's owner is not kept"
+        );
+        assert_eq!(revived.tags, nangos);
+        assert_eq!(revived.deleted_at, None);
+        assert_eq!(revived.created_at, deleted.created_at);
+        assert_eq!(revived.version, deleted.version);
+        // Under another integration, the tombstone stays.
+        let mut other = event(observed(false, T2), owner_tags());
+        other.integration_id = IntegrationId::parse("linear").unwrap();
+        assert_eq!(apply(Some(&deleted), &other, T2), None);
     }
 
     #[test]
@@ -759,12 +831,23 @@ mod properties {
                 let state = current.as_ref().expect("the first webhook always stores something");
                 // The same webhook again, right away: nothing to write.
                 prop_assert_eq!(apply(Some(state), webhook, &timestamp(i + 1000)), None);
+                // Only Nango's listing, read after the deletion, brings a tombstone back.
+                let revived_by_listing = before.as_ref().is_some_and(|before| {
+                    before.status == Status::Deleted
+                        && before.integration_id == webhook.integration_id
+                        && matches!(&webhook.change, Change::Observed(o) if before.updated_at < o.as_of)
+                });
                 if let Some(before) = &before {
-                    if before.status == Status::Deleted {
+                    if before.status == Status::Deleted && !revived_by_listing {
                         prop_assert_eq!(state, before, "a deleted connection never changes");
                     }
                     prop_assert_eq!(&state.created_at, &before.created_at);
                     prop_assert_eq!(&state.integration_id, &before.integration_id);
+                }
+                if revived_by_listing {
+                    prop_assert!(state.status != Status::Deleted);
+                    prop_assert_eq!(&state.owner, &webhook.owner, "a revived connection is owned as Nango says");
+                    first_owner = None;
                 }
                 // A listing newer than everything stored says what the status is.
                 if let (Change::Observed(observation), Some(before)) = (&webhook.change, &before)

@@ -16,7 +16,7 @@ use crate::events::PublishError;
 use crate::identity::IdentityError;
 use crate::nango::NangoError;
 use crate::store::{InvalidCursor, StoreError};
-use crate::webhook::{PayloadError, SignatureError};
+use crate::webhook::SignatureError;
 
 /// The largest body our API accepts; its requests are a few dozen bytes.
 pub const API_BODY_LIMIT: usize = 16 * 1024;
@@ -57,8 +57,6 @@ pub enum ApiError {
 pub enum WebhookError {
     #[error(transparent)]
     Signature(#[from] SignatureError),
-    #[error(transparent)]
-    Payload(#[from] PayloadError),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the body is larger than {0} bytes")]
@@ -216,15 +214,15 @@ impl WebhookError {
     pub fn into_response(self) -> Response<Body> {
         use WebhookError::*;
         let (status, code, message) = match &self {
+            Signature(SignatureError::KeysMayBeStale) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signing_keys_stale",
+                "The signature matches none of the signing keys held, which may be out of date; retry.",
+            ),
             Signature(_) => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_signature",
                 "The webhook signature is missing or wrong.",
-            ),
-            Payload(_) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_payload",
-                "The body is not a Nango webhook.",
             ),
             MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -235,11 +233,6 @@ impl WebhookError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "The body is too large.",
-            ),
-            Store(err) if !err.is_transient() => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unstorable_webhook",
-                "The webhook can never be stored as it is.",
             ),
             Store(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -541,9 +534,14 @@ mod tests {
                 "storage_error",
             ),
             (
-                WebhookError::Store(StoreError::Rejected("item too large".into())),
-                422,
-                "unstorable_webhook",
+                WebhookError::Signature(SignatureError::KeysMayBeStale),
+                503,
+                "signing_keys_stale",
+            ),
+            (
+                WebhookError::Publish(PublishError::Unavailable("throttled".into())),
+                503,
+                "event_bus_unavailable",
             ),
         ];
         for (error, status, code) in cases {

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod bootstrap;
 pub mod config;
+pub mod confirmation;
 pub mod connection;
 pub mod events;
 #[cfg(test)]

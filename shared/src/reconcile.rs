@@ -8,13 +8,23 @@
 //!    it changes something are written, through [`ConnectionStore::record_from`] (the webhooks'
 //!    versioned conditional write), so a second run over an unchanged Nango writes nothing and a
 //!    webhook written meanwhile is never lost;
+//!    A tombstone that the listing still shows live, read after the deletion and its lag, comes
+//!    back (`restored`): the deletion was wrong;
 //! 3. only if every page was read: each stored `active`/`error` connection the listing did not
-//!    show, and that nothing wrote for [`Settings::grace`], is looked up with
-//!    `GET /connections/{id}`; a 404 marks it deleted ([`Change::Deleted`]). Offset paging shifts
-//!    rows when connections come and go while the run pages, so absence alone proves nothing.
+//!    show, and that nothing wrote for [`Settings::grace`], is looked up with the exact,
+//!    side-effect-free `GET /connections?connectionId=&integrationId=`
+//!    ([`NangoClient::find_connection`]; never `GET /connections/{id}`, which reads and may refresh
+//!    credentials); no live row marks it deleted ([`Change::Deleted`]), whatever the reason —
+//!    deleted without a webhook, or its integration removed (Nango then answers
+//!    `GET /connections/{id}` with 400, never 404). Offset paging shifts rows when connections
+//!    come and go while the run pages, so absence from the listing alone proves nothing.
 //!
 //! Bounds: a page budget, a cap on absence confirmations, and the invocation's deadline; a run
 //! that stops early (or meets a page that fails) says `complete: false` and deletes nothing.
+//! The confirmation cap is spent fairly: connections never asked about first, then those asked
+//! about least recently (`absenceCheckedAt`, noted when Nango still has one), oldest news first
+//! among equals. So `n` absent connections are all asked about within `ceil(n / cap)` complete
+//! runs, and none waits behind the others for ever.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -27,7 +37,7 @@ use tokio::time::Instant;
 
 use crate::config::{ConfigError, Source, optional};
 use crate::connection::{self, AuthEvent, Change, Connection, Observation, Owner, Status};
-use crate::nango::{ConnectionId, IntegrationId, ListedConnection, NangoClient, NangoError, Tags};
+use crate::nango::{ConnectionId, IntegrationId, ListedConnection, NangoClient, Tags};
 use crate::store::{self, ConnectionStore, Recorded, StoreError};
 use crate::webhook::payload::label;
 
@@ -119,8 +129,11 @@ pub struct Summary {
     pub unchanged: u64,
     /// Listed rows we could not use (no or invalid connection id / integration).
     pub skipped: u64,
-    /// Stored connections absent from a complete listing, confirmed gone (404), marked deleted.
+    /// Stored connections absent from a complete listing, confirmed gone (no live row in the
+    /// exact lookup), marked deleted.
     pub marked_deleted: u64,
+    /// Tombstones the listing still shows live, read after the deletion: stored again.
+    pub restored: u64,
     /// Absent from the listing, but Nango still has them (the listing shifted while we paged).
     pub confirmed_present: u64,
     /// Absent from the listing, not confirmed this run (over the cap, out of time, or Nango
@@ -170,12 +183,14 @@ impl Reconciler {
         let requests_before = self.nango.requests_sent();
         let mut summary = Summary::default();
 
-        let stored: HashMap<ConnectionId, Connection> = self
-            .store
-            .scan_all()
-            .await?
+        let scanned = self.store.scan_all().await?;
+        let absence_checked: HashMap<ConnectionId, String> = scanned
+            .iter()
+            .filter_map(|s| Some((s.connection.id.clone(), s.absence_checked_at.clone()?)))
+            .collect();
+        let stored: HashMap<ConnectionId, Connection> = scanned
             .into_iter()
-            .map(|c| (c.id.clone(), c))
+            .map(|s| (s.connection.id.clone(), s.connection))
             .collect();
         summary.stored_live = stored.values().filter(|c| is_live(c)).count() as u64;
 
@@ -220,7 +235,7 @@ impl Reconciler {
         match incomplete {
             None => {
                 summary.complete = true;
-                self.delete_absent(&stored, &listed, deadline, &mut summary)
+                self.delete_absent(&stored, &absence_checked, &listed, deadline, &mut summary)
                     .await;
             }
             Some(reason) => {
@@ -269,9 +284,13 @@ impl Reconciler {
             let store = self.store.clone();
             let current = current.cloned();
             writes.spawn(async move {
-                let is_new = current.is_none();
+                let before = match &current {
+                    None => Before::Unknown,
+                    Some(c) if c.status == Status::Deleted => Before::Deleted,
+                    Some(_) => Before::Known,
+                };
                 let recorded = store.record_from(&event, Some(current)).await;
-                (event.connection_id, is_new, recorded)
+                (event.connection_id, before, recorded)
             });
         }
         while let Some(done) = writes.join_next().await {
@@ -282,6 +301,7 @@ impl Reconciler {
     async fn delete_absent(
         &self,
         stored: &HashMap<ConnectionId, Connection>,
+        absence_checked: &HashMap<ConnectionId, String>,
         listed: &HashSet<(ConnectionId, IntegrationId)>,
         deadline: Instant,
         summary: &mut Summary,
@@ -293,8 +313,9 @@ impl Reconciler {
             .filter(|c| !listed.contains(&(c.id.clone(), c.integration_id.clone())))
             .filter(|c| c.updated_at < recent)
             .collect();
-        // Oldest news first, so a backlog larger than the cap is worked through over runs.
-        absent.sort_by(|a, b| a.updated_at.cmp(&b.updated_at));
+        // Never asked first, then asked least recently, then oldest news: a backlog larger than
+        // the cap is worked through over runs, and one Nango keeps confirming cannot block it.
+        absent.sort_by_cached_key(|c| (absence_checked.get(&c.id).cloned(), c.updated_at.clone()));
         for (index, connection) in absent.iter().enumerate() {
             if index >= self.settings.max_confirmations as usize || !self.time_for_a_call(deadline)
             {
@@ -303,11 +324,20 @@ impl Reconciler {
             }
             match self
                 .nango
-                .connection_exists(&connection.id, &connection.integration_id)
+                .find_connection(&connection.id, &connection.integration_id)
                 .await
             {
-                Ok(true) => summary.confirmed_present += 1,
-                Ok(false) => {
+                Ok(Some(_)) => {
+                    summary.confirmed_present += 1;
+                    if let Err(err) = self
+                        .store
+                        .mark_absence_checked(&connection.id, &store::now())
+                        .await
+                    {
+                        tracing::warn!(connection_id = %connection.id, error = %err, "could not note an absence check");
+                    }
+                }
+                Ok(None) => {
                     let gone = AuthEvent::deletion_of(connection);
                     // From the state the scan read: one conditional put, unless something wrote since.
                     let read = Some(Some((*connection).clone()));
@@ -322,12 +352,6 @@ impl Reconciler {
                             summary.write_failures += 1;
                         }
                     }
-                }
-                Err(err @ NangoError::Rejected { .. }) => {
-                    // About this one connection (say, its integration is gone from Nango): only a
-                    // 404 proves it deleted, so it stays; the others are still looked up.
-                    tracing::warn!(connection_id = %connection.id, error = %err, "Nango refused to look up an absent connection");
-                    summary.confirmations_deferred += 1;
                 }
                 Err(err) => {
                     // Nango is failing: the rest waits for the next run rather than spend the budget.
@@ -349,13 +373,24 @@ fn is_live(connection: &Connection) -> bool {
     matches!(connection.status, Status::Active | Status::Error)
 }
 
+/// What was stored of a listed connection before the run wrote it.
+enum Before {
+    Unknown,
+    Known,
+    Deleted,
+}
+
 fn count_write(
-    done: Result<(ConnectionId, bool, Result<Recorded, StoreError>), tokio::task::JoinError>,
+    done: Result<(ConnectionId, Before, Result<Recorded, StoreError>), tokio::task::JoinError>,
     summary: &mut Summary,
 ) {
     match done {
-        Ok((_, true, Ok(Recorded::Written(_)))) => summary.stored_new += 1,
-        Ok((_, false, Ok(Recorded::Written(_)))) => summary.changed += 1,
+        Ok((_, Before::Unknown, Ok(Recorded::Written(_)))) => summary.stored_new += 1,
+        Ok((_, Before::Known, Ok(Recorded::Written(_)))) => summary.changed += 1,
+        Ok((connection_id, Before::Deleted, Ok(Recorded::Written(_)))) => {
+            tracing::warn!(%connection_id, "a deleted connection Nango still lists: restored");
+            summary.restored += 1;
+        }
         // A webhook got there first with the same news.
         Ok((_, _, Ok(Recorded::Unchanged))) => summary.unchanged += 1,
         Ok((connection_id, _, Err(err))) => {

@@ -22,6 +22,7 @@
 //! | `deletedAt`        | S?   | when the deletion webhook arrived                              |
 //! | `reconnectedAt`    | S?   | when a completed reconnect last brought it back from `error`   |
 //! | `version`          | N    | bumped on every write; guards read-modify-write                |
+//! | `absenceCheckedAt` | S?   | reconciliation's note: when Nango last confirmed it has this connection although its listing missed it (outside the lifecycle) |
 //!
 //! Writes are [`connection::apply`] → conditional put on `version`, retried on conflict, so
 //! concurrent deliveries of webhooks for one connection never lose an update; see
@@ -170,18 +171,20 @@ impl ConnectionStore {
                 confirmed = true;
                 continue;
             };
-            if confirmed
-                && let Some((known, named)) = connection::owner_conflict(current.as_ref(), event)
-            {
-                tracing::warn!(
-                    connection_id = %event.connection_id,
-                    owner = ?known,
-                    webhook_owner = ?named,
-                    "a webhook names another owner than the known one; the owner stays"
-                );
-            }
             match self.put(next, current.as_ref().map(|c| c.version)).await {
                 Ok(written) => {
+                    // The write was conditioned on `current`, so it is what was stored: the
+                    // disagreement is real whether `current` was read or remembered.
+                    if let Some((known, named)) =
+                        connection::owner_conflict(current.as_ref(), event)
+                    {
+                        tracing::warn!(
+                            connection_id = %event.connection_id,
+                            owner = ?known,
+                            webhook_owner = ?named,
+                            "a webhook names another owner than the known one; the owner stays"
+                        );
+                    }
                     let status = written.status;
                     self.memory.remember(&written);
                     return Ok(Recorded::Written(status));
@@ -245,7 +248,7 @@ impl ConnectionStore {
     /// itself: a Scan reads it in 1 MB pages (thousands of items a request), where reading the same
     /// items by key would take one BatchGetItem per 100 and still miss the ones Nango no longer
     /// lists. Read capacity is charged by item size either way. No request path scans.
-    pub async fn scan_all(&self) -> Result<Vec<Connection>, StoreError> {
+    pub async fn scan_all(&self) -> Result<Vec<Scanned>, StoreError> {
         let items: Vec<_> = self
             .client
             .scan()
@@ -260,12 +263,54 @@ impl ConnectionStore {
         Ok(items
             .iter()
             .filter_map(|item| {
-                from_item(item)
+                let connection = from_item(item)
                     .inspect_err(|err| tracing::error!(error = %err, "skipping a malformed item"))
-                    .ok()
+                    .ok()?;
+                let absence_checked_at = match item.get(ABSENCE_CHECKED_AT) {
+                    Some(AttributeValue::S(at)) => Some(at.clone()),
+                    _ => None,
+                };
+                Some(Scanned {
+                    connection,
+                    absence_checked_at,
+                })
             })
             .collect())
     }
+
+    /// Notes on the item that reconciliation asked Nango about it (`at`), so that the next runs
+    /// ask about the others first. Outside the lifecycle: no version bump, no lifecycle event,
+    /// and the next lifecycle write drops it (news makes the question moot).
+    pub async fn mark_absence_checked(
+        &self,
+        id: &ConnectionId,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("connectionId", AttributeValue::S(id.to_string()))
+            .update_expression("SET #checked = :at")
+            .condition_expression("attribute_exists(connectionId)")
+            .expression_attribute_names("#checked", ABSENCE_CHECKED_AT)
+            .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
+/// When reconciliation last asked Nango about a connection missing from its listing.
+const ABSENCE_CHECKED_AT: &str = "absenceCheckedAt";
+
+/// A connection as a scan reads it, with reconciliation's own note.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub connection: Connection,
+    /// When reconciliation last confirmed with Nango that it still has this connection although
+    /// its listing did not show it; `None`: never.
+    pub absence_checked_at: Option<String>,
 }
 
 enum PutError {

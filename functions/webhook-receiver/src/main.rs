@@ -8,6 +8,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let cold = bootstrap::start().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&cold.aws);
     let eventbridge = aws_sdk_eventbridge::Client::new(&cold.aws);
-    let handler = bootstrap::or_exit(WebhookReceiver::from_env(&cold.env, dynamodb, eventbridge));
+    let handler = bootstrap::or_exit(WebhookReceiver::from_env(
+        &cold.env,
+        &cold.tls,
+        dynamodb,
+        eventbridge,
+    ));
     bootstrap::serve(|request| handler.handle(request)).await
 }

@@ -2,8 +2,9 @@
 //!
 //! The app hears about a connection once it is *listable*: stored, not deleted, and with an owner
 //! (end user or organization) — the connections `GET /connections` shows. So:
-//! - `connection.connected`: it becomes listable — a new connection stored with its owner, or one
-//!   first stored without an owner (its creation webhook late or lost) when its owner is learned.
+//! - `connection.connected`: it becomes listable — a new connection stored with its owner, one
+//!   first stored without an owner (its creation webhook late or lost) when its owner is learned,
+//!   or a deleted one that Nango's listing shows live again (`previousStatus: "deleted"`).
 //!   It carries the status it has then, which may already be `error`;
 //! - `connection.failed`: a listable connection goes from `active` to `error`;
 //! - `connection.reconnected`: a listable connection goes from `error` back to `active` because the
@@ -200,6 +201,23 @@ mod tests {
 
     fn detail(event: &Event) -> serde_json::Value {
         serde_json::from_str(&event.detail).unwrap()
+    }
+
+    #[test]
+    fn a_tombstone_nangos_listing_revives_is_connected_again() {
+        let created = write(None, Change::Created, owned(), T0);
+        let tombstone = write(Some(&created), Change::Deleted, Tags::new(), T1);
+        let observed = Change::Observed(crate::connection::Observation {
+            auth_error: false,
+            created_at: None,
+            as_of: T2.into(),
+        });
+        let revived = write(Some(&tombstone), observed, owned(), T2);
+        let connected = event(Some(&tombstone), Some(&revived)).unwrap();
+        assert_eq!(connected.detail_type, "connection.connected");
+        assert_eq!(detail(&connected)["previousStatus"], "deleted");
+        assert_eq!(detail(&connected)["status"], "active");
+        assert_eq!(detail(&connected)["owner"]["endUserId"], "user-42");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `PutEvents` to the configured bus, in order, in as few requests as EventBridge allows.
 
 use aws_sdk_eventbridge::Client;
-use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_eventbridge::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
@@ -11,11 +11,33 @@ use super::{Event, MAX_ENTRIES_PER_REQUEST, MAX_ENTRY_BYTES, SOURCE};
 pub enum PublishError {
     #[error("PutEvents failed: {0}")]
     Unavailable(String),
+    /// The bus is missing or we may not put to it: nothing passes until someone fixes the stack.
+    #[error("PutEvents refused: the bus is missing or not ours to use: {0}")]
+    Misconfigured(String),
     /// EventBridge took the request but not this entry (throttled, internal failure, ...).
     #[error("EventBridge did not take an event: {code}: {message}")]
     Refused { code: String, message: String },
     #[error("an event of {0} bytes is over EventBridge's 256 KiB entry limit")]
     TooLarge(usize),
+}
+
+/// EventBridge's codes for a bus that is not there or not ours: no retry fixes them.
+const MISCONFIGURED_CODES: [&str; 4] = [
+    "ResourceNotFoundException",
+    "AccessDeniedException",
+    "NotAuthorizedForSourceException",
+    "NotAuthorizedForDetailTypeException",
+];
+
+impl PublishError {
+    /// Whether publishing the same event again may succeed (throttling, a 5xx, no network).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PublishError::Unavailable(_) => true,
+            PublishError::Refused { code, .. } => !MISCONFIGURED_CODES.contains(&code.as_str()),
+            PublishError::Misconfigured(_) | PublishError::TooLarge(_) => false,
+        }
+    }
 }
 
 /// How far an in-order publication got: `published` events, from the first, are on the bus;
@@ -72,11 +94,17 @@ impl EventPublisher {
             {
                 Ok(output) => output,
                 Err(err) => {
+                    let text = DisplayErrorContext(&err).to_string();
+                    let misconfigured = err
+                        .code()
+                        .is_some_and(|code| MISCONFIGURED_CODES.contains(&code));
                     return Published {
                         published,
-                        error: Some(PublishError::Unavailable(
-                            DisplayErrorContext(&err).to_string(),
-                        )),
+                        error: Some(if misconfigured {
+                            PublishError::Misconfigured(text)
+                        } else {
+                            PublishError::Unavailable(text)
+                        }),
                     };
                 }
             };

@@ -139,6 +139,9 @@ impl ListedConnection {
     }
 }
 
+/// An exact lookup matches one row; a few more leave room for whatever Nango adds, never 10,000.
+const EXACT_LOOKUP_LIMIT: u32 = 10;
+
 #[derive(Deserialize)]
 struct ConnectionsPage {
     connections: Vec<ListedConnection>,
@@ -258,26 +261,32 @@ impl NangoClient {
         Ok(page.connections)
     }
 
-    /// `GET /connections/{id}?provider_config_key=`: whether Nango still has the connection
-    /// (`false` on 404).
-    pub async fn connection_exists(
+    /// `GET /connections?connectionId=&integrationId=&limit=`: Nango's live row for this one
+    /// connection, or `None` when Nango has no live connection with that id in that integration
+    /// (deleted, never created, or its integration removed). An exact filter on the listing: no
+    /// credentials read, nothing refreshed, no side effect in Nango (shared/docs/nango-api.md §6),
+    /// unlike `GET /connections/{id}`, which this project never calls.
+    pub async fn find_connection(
         &self,
         connection_id: &ConnectionId,
         integration_id: &IntegrationId,
-    ) -> Result<bool, NangoError> {
-        let mut url = self.url(&["connections", connection_id.as_str()])?;
+    ) -> Result<Option<ListedConnection>, NangoError> {
+        let mut url = self.url(&["connections"])?;
         url.query_pairs_mut()
-            .append_pair("provider_config_key", integration_id.as_str());
+            .append_pair("connectionId", connection_id.as_str())
+            .append_pair("integrationId", integration_id.as_str())
+            .append_pair("limit", &EXACT_LOOKUP_LIMIT.to_string());
         let response = self
-            .send("GET /connections/{id}", || self.http.get(url.clone()))
+            .send("GET /connections?connectionId=", || {
+                self.http.get(url.clone())
+            })
             .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(false),
-            // Only its existence matters here, so the body is not read: a garbled 200 still says
-            // "exists", the answer that deletes nothing.
-            status if status.is_success() => Ok(true),
-            _ => Err(rejected(response).await),
-        }
+        let page: ConnectionsPage = read_json(response).await?;
+        // The filter is exact, but only a row naming both ids is taken as proof.
+        Ok(page.connections.into_iter().find(|row| {
+            row.connection_id.as_deref() == Some(connection_id.as_str())
+                && row.provider_config_key.as_deref() == Some(integration_id.as_str())
+        }))
     }
 
     /// `host` + path segments, each percent-encoded as one segment.

@@ -1,10 +1,17 @@
 //! The signing keys a webhook is checked against, and how they follow a rotation.
 //!
 //! Deployed, the keys come from the Secrets Manager secret, read once at cold start. When the key is
-//! rotated in Nango (and then in the secret), a warm container would refuse every webhook until it
-//! is recycled — with a 401, which Nango never retries. So a signature that matches no key we hold
+//! rotated in Nango (and then in the secret), a warm container holds the old keys; a 401 would lose
+//! the webhook for good, since Nango never retries a 4xx. So a signature that matches no key held
 //! makes us read the secret again and check once more, at most once per [`RELOAD_INTERVAL`] per
 //! container, so that a flood of forged requests cannot turn into a flood of Secrets Manager calls.
+//!
+//! We answer 401 only when the keys were read for this very request; otherwise the keys held may
+//! predate a rotation, and the answer is [`SignatureError::KeysMayBeStale`] (503), which Nango
+//! retries after 3 s and again 6 s later. Whoever floods the URL with bad signatures may take the
+//! reads, but every read after the rotation fetches the new key: by a genuine webhook's third
+//! attempt, at least 9 s after its first and so more than one interval later, either someone read
+//! the new key since the first attempt or a read is due again. A rotation loses no webhook.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -15,7 +22,9 @@ use super::signature::{self, SignatureError};
 use crate::bootstrap::SecretSource;
 use crate::config::WebhookConfig;
 
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// At most one read of the secret per interval per container: under a flood of forgeries, 12 a
+/// minute. Below Nango's shortest retry spacing (3 s, then 6 s) with room to spare: see above.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct SigningKeys {
     current: RwLock<Arc<[SecretString]>>,
@@ -64,13 +73,13 @@ impl SigningKeys {
             return Err(SignatureError::Mismatch);
         };
         if !reload.due() {
-            return Err(SignatureError::Mismatch);
+            return Err(SignatureError::KeysMayBeStale);
         }
         let keys = match reload.read().await {
             Ok(keys) => keys,
             Err(err) => {
                 tracing::error!(error = %err, "could not read the signing keys again; keeping the ones held");
-                return Err(SignatureError::Mismatch);
+                return Err(SignatureError::KeysMayBeStale);
             }
         };
         let verified = signature::verify(signature, body, &keys);

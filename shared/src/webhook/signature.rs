@@ -19,6 +19,11 @@ pub enum SignatureError {
     Malformed,
     #[error("the signature matches none of the signing keys")]
     Mismatch,
+    /// It matches none of the keys held, and those may predate a rotation: they were not read
+    /// again for this request (read moments ago for another one, or the secret could not be
+    /// read). Worth a retry, unlike [`SignatureError::Mismatch`].
+    #[error("the signature matches none of the signing keys held, which may be out of date")]
+    KeysMayBeStale,
 }
 
 /// Checks `signature` (the header's value, if any) against `body` under each of `keys`.

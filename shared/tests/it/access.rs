@@ -11,7 +11,7 @@ use crate::support::*;
 /// Alice's connection in org `acme`, and Bob's own connection, also in `acme`.
 async fn team_store() -> ConnectionStore {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     for (id, owner) in [
         (
             "c-alice",
@@ -127,7 +127,7 @@ const ORGANIZATION_CLAIMS_THAT_NAME_NOBODY: [&str; 6] = [
 async fn callers_whose_organization_claim_names_nobody_share_nothing() {
     for value in ORGANIZATION_CLAIMS_THAT_NAME_NOBODY {
         let store = store().await;
-        let receiver = webhook_receiver(store.clone());
+        let receiver = webhook_receiver(store.clone()).await;
         // Carol's token said the same thing; her connection's tags (set by some other backend,
         // say) even name the organization literally.
         let carols = auth_webhook(
@@ -186,7 +186,7 @@ async fn an_end_user_claim_that_names_nobody_is_401() {
 #[tokio::test]
 async fn a_webhook_naming_another_owner_does_not_hand_the_connection_over() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
     let mallory = json!({"end_user_id": "mallory", "organization_id": "evil"});
     let failure = refresh_failure(Some(mallory.clone()));
@@ -200,7 +200,7 @@ async fn a_webhook_naming_another_owner_does_not_hand_the_connection_over() {
     assert_eq!(listed(&mallorys).len(), 0, "the owner did not move");
     let owners = answer(
         list_connections(store)
-            .handle(list_as("user-42", None))
+            .handle(list_as("user-42", Some("org-7")))
             .await,
     );
     assert_eq!(listed(&owners), [CONNECTION_ID]);

@@ -33,7 +33,7 @@ fn delete_as(end_user_id: &str, organization_id: Option<&str>) -> lambda_http::R
 /// user-42's connection (org-7), as its creation webhook left it.
 async fn store_with_connection() -> ConnectionStore {
     let store = store().await;
-    given(&webhook_receiver(store.clone()), &creation()).await;
+    given(&webhook_receiver(store.clone()).await, &creation()).await;
     store
 }
 
@@ -72,7 +72,7 @@ async fn the_owner_deletes_in_nango_then_here_and_nothing_brings_it_back() {
     let store = store_with_connection().await;
     let handler = delete_handler(&nango, store.clone(), OrganizationAccess::Shared);
 
-    let deleted = answer(handler.handle(delete_as("user-42", None)).await);
+    let deleted = answer(handler.handle(delete_as("user-42", Some("org-7"))).await);
 
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     assert_eq!(deleted.body, serde_json::Value::Null, "no body");
@@ -83,10 +83,10 @@ async fn the_owner_deletes_in_nango_then_here_and_nothing_brings_it_back() {
             .await,
     );
     assert_eq!(listed.body["connections"], json!([]));
-    let late = deliver(&webhook_receiver(store.clone()), &creation()).await;
+    let late = deliver(&webhook_receiver(store.clone()).await, &creation()).await;
     assert_eq!(late.body["result"], "unchanged");
     // Deleting it again: it is nobody's any more.
-    let again = answer(handler.handle(delete_as("user-42", None)).await);
+    let again = answer(handler.handle(delete_as("user-42", Some("org-7"))).await);
     assert_eq!(
         (again.status, again.error_code()),
         (404, "connection_not_found")
@@ -105,7 +105,7 @@ async fn already_gone_in_nango_counts_as_deleted() {
         let store = store_with_connection().await;
         let answer = answer(
             delete_handler(&nango, store.clone(), OrganizationAccess::Shared)
-                .handle(delete_as("user-42", None))
+                .handle(delete_as("user-42", Some("org-7")))
                 .await,
         );
         assert_eq!(answer.status, 204, "{}", answer.body);
@@ -165,7 +165,8 @@ async fn unknown_or_impossible_ids_are_404_without_a_call_to_nango() {
         OrganizationAccess::Shared,
     );
     for id in ["00000000-0000-4000-8000-000000000000", "..", ""] {
-        let mut event = Event::from(DELETE_CONNECTION).claims(Some(claims("user-42", None)));
+        let mut event =
+            Event::from(DELETE_CONNECTION).claims(Some(claims("user-42", Some("org-7"))));
         event = event.path_parameter("connectionId", id);
         let answer = answer(handler.handle(event.request()).await);
         assert_eq!(
@@ -207,7 +208,7 @@ async fn nango_failing_leaves_the_store_unchanged_so_the_user_can_retry() {
         let store = store_with_connection().await;
         let answer = answer(
             delete_handler(&nango, store.clone(), OrganizationAccess::Shared)
-                .handle(delete_as("user-42", None))
+                .handle(delete_as("user-42", Some("org-7")))
                 .await,
         );
         assert_eq!((answer.status, answer.error_code()), (status, code));
@@ -250,6 +251,6 @@ async fn no_identity_is_401_wrong_method_405_and_storage_down_500() {
         nango_connect::config::ClaimNames::default(),
         OrganizationAccess::Shared,
     ));
-    let answer = answer(down.handle(delete_as("user-42", None)).await);
+    let answer = answer(down.handle(delete_as("user-42", Some("org-7"))).await);
     assert_eq!((answer.status, answer.error_code()), (500, "storage_error"));
 }

@@ -3,10 +3,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use nango_connect::connection::{AuthEvent, Change, Observation, Owner};
 use nango_connect::events::EventPublisher;
 use nango_connect::events::stream::StreamEvent;
 use nango_connect::handlers::publish_events::PublishEvents;
-use nango_connect::store::ConnectionStore;
+use nango_connect::nango::{ConnectionId, IntegrationId, Tags};
+use nango_connect::store::{ConnectionStore, Recorded};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -125,8 +127,8 @@ impl Stack {
     }
 
     async fn deliver(&self, body: &str) -> Answer {
-        let receiver = webhook_receiver_with_bus(self.store.clone(), &self.server.uri());
-        deliver(&receiver, body).await
+        let receiver = webhook_receiver_with_bus(self.store.clone(), &self.server.uri()).await;
+        deliver_genuine(&receiver, body).await
     }
 
     fn publisher(&self) -> PublishEvents {
@@ -253,12 +255,28 @@ async fn a_connection_stored_without_owner_is_connected_when_its_owner_is_learne
 async fn writes_that_change_only_tags_publish_nothing() {
     let stack = Stack::start().await;
     stack.deliver(&creation()).await;
+    // Reconciliation reads Nango's listing: the organization was renamed, nothing else.
     let mut renamed = owner_tags();
     renamed["organization_display_name"] = json!("Acme Renamed");
-    assert_eq!(
-        stack.deliver(&override_success(Some(renamed))).await.body,
-        json!({"result": "stored"})
-    );
+    let tags = Tags::from_json(Some(renamed));
+    let observed = AuthEvent {
+        connection_id: ConnectionId::parse(CONNECTION_ID).unwrap(),
+        integration_id: IntegrationId::parse("exa-peer").unwrap(),
+        provider: None,
+        auth_mode: None,
+        environment: None,
+        owner: Owner::from_tags(&tags),
+        tags,
+        change: Change::Observed(Observation {
+            auth_error: false,
+            created_at: None,
+            as_of: "2999-01-01T00:00:00.000Z".into(),
+        }),
+    };
+    assert!(matches!(
+        stack.store.record(&observed).await.unwrap(),
+        Recorded::Written(_)
+    ));
     let records = stack.records(0).await;
     assert_eq!(records.len(), 2, "the tags were written");
     stack.publish(records).await;
@@ -429,7 +447,7 @@ async fn the_bus_failing_answers_503_so_nango_retries() {
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(refused.error_code(), "event_bus_unavailable");
 
-    let receiver = webhook_receiver_with_bus(stack.store.clone(), "http://127.0.0.1:1");
+    let receiver = webhook_receiver_with_bus(stack.store.clone(), "http://127.0.0.1:1").await;
     let unreachable = deliver(&receiver, body).await;
     assert_eq!(unreachable.status, 503);
     assert_eq!(unreachable.error_code(), "event_bus_unavailable");
@@ -444,7 +462,7 @@ async fn the_bus_failing_answers_503_so_nango_retries() {
 async fn an_unsigned_sync_webhook_is_refused_and_not_published() {
     let stack = Stack::start().await;
     let body = r#"{"from":"nango","type":"sync"}"#;
-    let receiver = webhook_receiver_with_bus(stack.store.clone(), &stack.server.uri());
+    let receiver = webhook_receiver_with_bus(stack.store.clone(), &stack.server.uri()).await;
     let request = Event::from(WEBHOOK)
         .body(body)
         .header("X-Nango-Hmac-Sha256", &"0".repeat(64))

@@ -7,11 +7,7 @@ use crate::support::*;
 
 async fn deliver_for(store: &ConnectionStore, connection_id: &str, body: &str) {
     let body = body.replace(CONNECTION_ID, connection_id);
-    let answer = answer(
-        webhook_receiver(store.clone())
-            .handle(signed_webhook(&body))
-            .await,
-    );
+    let answer = deliver_genuine(&webhook_receiver(store.clone()).await, &body).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
@@ -121,7 +117,7 @@ async fn all_pages(
 #[tokio::test]
 async fn pages_hold_every_connection_exactly_once_newest_first_past_tombstones() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     // Mine, my colleagues' (same organization), tombstones among them, and a stranger's.
     let mut expected = Vec::new();
     for i in 0..23 {
@@ -291,21 +287,35 @@ async fn a_tampered_or_foreign_cursor_is_400_and_never_widens_the_list() {
 }
 
 #[tokio::test]
-async fn without_an_organization_only_my_own_are_listed() {
+async fn without_an_organization_only_my_own_connections_without_one_are_listed() {
     let store = store().await;
-    deliver_for(&store, "c-mine", &created_by("user-42", Some("org-7"))).await;
+    deliver_for(&store, "c-mine", &created_by("user-42", None)).await;
+    // Made while in org-7: the organization's, and membership follows the token.
+    deliver_for(
+        &store,
+        "c-mine-in-org-7",
+        &created_by("user-42", Some("org-7")),
+    )
+    .await;
     deliver_for(
         &store,
         "c-colleague",
         &created_by("colleague-1", Some("org-7")),
     )
     .await;
-    let answer = answer(
-        list_connections(store)
+    let orgless = answer(
+        list_connections(store.clone())
             .handle(list_as("user-42", None))
             .await,
     );
-    assert_eq!(ids(&answer.body), ["c-mine"]);
+    assert_eq!(ids(&orgless.body), ["c-mine"]);
+    // Having left org-7 for org-8, the same user still sees only their connection without one.
+    let elsewhere = answer(
+        list_connections(store)
+            .handle(list_as("user-42", Some("org-8")))
+            .await,
+    );
+    assert_eq!(ids(&elsewhere.body), ["c-mine"]);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use nango_connect::access::OrganizationAccess;
 use nango_connect::connection::{Failure, Status};
 use nango_connect::nango::{ConnectionId, NangoClient};
 use nango_connect::reconcile::{Reconciler, Settings, Summary};
@@ -185,7 +186,7 @@ async fn versions(store: &ConnectionStore) -> HashMap<ConnectionId, u64> {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.id, c.version))
+        .map(|s| (s.connection.id, s.connection.version))
         .collect()
 }
 
@@ -272,7 +273,7 @@ async fn a_lost_refresh_failure_becomes_error_and_a_lost_recovery_heals_it() {
     assert_eq!(failed.error, Some(Failure::observed()));
     let answer = answer(
         list_connections(store.clone())
-            .handle(list_as("user-42", None))
+            .handle(list_as("user-42", Some("org-7")))
             .await,
     );
     assert_eq!(answer.body["connections"][0]["status"], "error");
@@ -295,7 +296,7 @@ async fn a_lost_refresh_failure_becomes_error_and_a_lost_recovery_heals_it() {
 async fn a_failure_a_webhook_described_is_kept_when_the_listing_only_says_auth() {
     let nango = Emulator::start().await;
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     nango
         .create_silently(json!([{"integration": "exa", "connectionId": CONNECTION_ID,
             "tags": owner_tags(), "authError": true}]))
@@ -359,7 +360,7 @@ async fn a_run_over_its_page_budget_stops_there_and_deletes_nothing() {
         "{summary:?}"
     );
     assert_eq!(summary.marked_deleted, 0);
-    assert_eq!(listed_ids(&store, "user-42", None).await.len(), 5);
+    assert_eq!(listed_ids(&store, "user-42", Some("org-7")).await.len(), 5);
 }
 
 #[tokio::test]
@@ -390,13 +391,38 @@ async fn a_run_out_of_time_calls_nango_no_more_and_deletes_nothing() {
 
 #[tokio::test]
 async fn absences_nango_cannot_confirm_wait_for_the_next_run() {
-    let nango = Emulator::start().await;
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
     let store = store().await;
-    let ids = five_stored_one_deleted_silently(&nango, &store).await;
-    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(2));
-    nango
-        .fault(json!({"route": "GET /connections/{connectionId}", "status": 500}))
+    given(&webhook_receiver(store.clone()).await, &creation()).await;
+    let nango = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/connections"))
+        .and(query_param("page", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connections": []})))
+        .mount(&nango)
         .await;
+    // The exact lookup fails every attempt of the first run, then answers: no such connection.
+    Mock::given(method("GET"))
+        .and(path("/connections"))
+        .and(query_param("connectionId", CONNECTION_ID))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(u64::from(fast_timeouts().max_attempts))
+        .mount(&nango)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/connections"))
+        .and(query_param("connectionId", CONNECTION_ID))
+        .and(query_param("integrationId", "exa-peer"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connections": []})))
+        .mount(&nango)
+        .await;
+    let reconciler = reconciler(
+        nango_client(&nango.uri(), fast_timeouts()),
+        &store,
+        settings(1000),
+    );
 
     let deferred = run(&reconciler).await;
 
@@ -406,12 +432,11 @@ async fn absences_nango_cannot_confirm_wait_for_the_next_run() {
         (1, 0),
         "{deferred:?}"
     );
-    assert_ne!(
-        store.get(&id(&ids[0])).await.unwrap().unwrap().status,
-        Status::Deleted
+    assert_eq!(
+        store.get(&id(CONNECTION_ID)).await.unwrap().unwrap().status,
+        Status::Active
     );
 
-    nango.clear_faults().await;
     let confirmed = run(&reconciler).await;
     assert_eq!(confirmed.marked_deleted, 1, "{confirmed:?}");
 }
@@ -451,7 +476,7 @@ async fn a_connection_deleted_behind_our_back_is_deleted_after_a_complete_listin
         1 + u64::from(fast_timeouts().max_attempts),
         "page 0, then page 1 with every retry"
     );
-    assert_eq!(listed_ids(&store, "user-42", None).await.len(), 5);
+    assert_eq!(listed_ids(&store, "user-42", Some("org-7")).await.len(), 5);
 
     // A page whose body is cut short is no better.
     nango.clear_faults().await;
@@ -473,7 +498,7 @@ async fn a_connection_deleted_behind_our_back_is_deleted_after_a_complete_listin
         3 + 1,
         "three pages and one confirmation"
     );
-    let listed = listed_ids(&store, "user-42", None).await;
+    let listed = listed_ids(&store, "user-42", Some("org-7")).await;
     assert_eq!(listed.len(), 4);
     assert!(!listed.contains(&ids[0]));
     let deleted = store.get(&id(&ids[0])).await.unwrap().unwrap();
@@ -540,7 +565,16 @@ async fn thousands_of_connections_across_pages_and_a_second_run_writes_nothing()
     );
     let before = versions(&store).await;
     assert_eq!(before.len(), COUNT);
-    assert_eq!(listed_ids(&store, "user-3", None).await.len(), COUNT / 50);
+    // Under `private`, each user lists exactly their own, whatever the organization.
+    let user_3s = answer(
+        list_connections_under(store.clone(), OrganizationAccess::Private)
+            .handle(list_as("user-3", None))
+            .await,
+    );
+    assert_eq!(
+        user_3s.body["connections"].as_array().unwrap().len(),
+        COUNT / 50
+    );
 
     let second = run(&reconciler).await;
     assert_eq!(
@@ -560,7 +594,7 @@ async fn thousands_of_connections_across_pages_and_a_second_run_writes_nothing()
 async fn a_webhook_arriving_while_a_run_pages_is_not_lost() {
     let nango = Emulator::start().await;
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     // Nango has the connection healthy (its override success webhook was lost) ...
     nango
         .create_silently(json!([{"integration": "exa", "connectionId": CONNECTION_ID,
@@ -634,7 +668,7 @@ async fn an_absence_nango_contradicts_deletes_nothing_and_recent_connections_are
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
     let nango = MockServer::start().await;
     // The page misses the connection (rows shifted while paging), but Nango still has it.
@@ -647,11 +681,12 @@ async fn an_absence_nango_contradicts_deletes_nothing_and_recent_connections_are
         .mount(&nango)
         .await;
     Mock::given(method("GET"))
-        .and(path(format!("/connections/{CONNECTION_ID}")))
-        .and(query_param("provider_config_key", "exa-peer"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"connection_id": CONNECTION_ID})),
-        )
+        .and(path("/connections"))
+        .and(query_param("connectionId", CONNECTION_ID))
+        .and(query_param("integrationId", "exa-peer"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"connections": [{"connection_id": CONNECTION_ID, "provider_config_key": "exa-peer"}]}),
+        ))
         .expect(1)
         .mount(&nango)
         .await;
@@ -718,36 +753,31 @@ async fn confirmations_are_capped_per_run() {
 }
 
 #[tokio::test]
-async fn a_lookup_nango_refuses_keeps_that_connection_and_the_others_are_still_looked_up() {
-    use wiremock::matchers::{method, path};
+async fn connections_of_a_removed_integration_are_deleted_without_reading_them_by_id() {
+    use wiremock::matchers::{method, path, path_regex};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     const GONE: &str = "0b7c3f4e-5a6d-4e8f-9a0b-1c2d3e4f5a6b";
 
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
     given(&receiver, &creation().replace(CONNECTION_ID, GONE)).await;
     let nango = MockServer::start().await;
+    // The integration was removed in Nango: its connections were soft-deleted without a
+    // webhook, so neither the listing nor the exact lookup shows them any more...
     Mock::given(method("GET"))
         .and(path("/connections"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connections": []})))
         .mount(&nango)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/connections/{CONNECTION_ID}")))
+    // ...and `GET /connections/{id}` would answer 400, never 404 (and may refresh credentials):
+    // it is never called.
+    Mock::given(path_regex("^/connections/.+"))
         .respond_with(
             ResponseTemplate::new(400)
                 .set_body_json(json!({"error": {"code": "unknown_provider_config"}})),
         )
-        .expect(1)
-        .mount(&nango)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/connections/{GONE}")))
-        .respond_with(
-            ResponseTemplate::new(404).set_body_json(json!({"error": {"code": "not_found"}})),
-        )
-        .expect(1)
+        .expect(0)
         .mount(&nango)
         .await;
 
@@ -764,15 +794,139 @@ async fn a_lookup_nango_refuses_keeps_that_connection_and_the_others_are_still_l
             summary.confirmations_deferred,
             summary.nango_requests
         ),
-        (1, 1, 3),
-        "{summary:?}"
+        (2, 0, 3),
+        "one page and two exact lookups: {summary:?}"
     );
-    assert_eq!(
-        store.get(&id(CONNECTION_ID)).await.unwrap().unwrap().status,
-        Status::Active
+    for lookup in [CONNECTION_ID, GONE] {
+        assert_eq!(
+            nango
+                .received_requests()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r
+                    .url
+                    .query_pairs()
+                    .any(|(k, v)| k == "connectionId" && v == lookup))
+                .filter(|r| r.url.query_pairs().any(|(k, v)| k == "limit" && v == "10"))
+                .count(),
+            1,
+            "exactly one exact lookup, with a limit, for {lookup}"
+        );
+        assert_eq!(
+            store.get(&id(lookup)).await.unwrap().unwrap().status,
+            Status::Deleted
+        );
+    }
+}
+
+/// 1,000 connections of an integration removed in Nango, 300 that Nango keeps confirming although
+/// its listing keeps missing them, and real deletions: with a budget of 250 confirmations a run,
+/// every absence is settled within ceil(candidates / budget) runs, and a deletion that comes later
+/// waits for none of the others.
+#[tokio::test]
+async fn a_confirmation_budget_smaller_than_the_backlog_is_spent_fairly() {
+    const REMOVED: usize = 1_000;
+    const CONFIRMED_EACH_RUN: usize = 300;
+    const BUDGET: u32 = 250;
+    let (client, table) = fresh_table().await;
+    let store = ConnectionStore::new(client, table.clone());
+    let nango = FakeNango::start().await;
+    let tags = json!({"end_user_id": "user-1", "organization_id": "org-1"});
+    // Oldest news first: the removed integration's, then the ones Nango keeps confirming, then
+    // one real deletion.
+    let removed: Vec<String> = (0..REMOVED).map(|i| format!("removed-{i:04}")).collect();
+    let present: Vec<String> = (0..CONFIRMED_EACH_RUN)
+        .map(|i| format!("present-{i:03}"))
+        .collect();
+    let mut stored: Vec<(&str, &str)> = removed
+        .iter()
+        .map(|id| (id.as_str(), "removed-integration"))
+        .collect();
+    stored.extend(present.iter().map(|id| (id.as_str(), "github")));
+    stored.push(("deleted-first", "github"));
+    put_directly(&table, &stored, 0).await;
+    for id in &present {
+        nango.add_hidden_from_listing(id, "github", tags.clone());
+    }
+
+    let reconciler = reconciler(
+        nango_client(&nango.uri(), fast_timeouts()),
+        &store,
+        Settings {
+            max_confirmations: BUDGET,
+            ..settings(1000)
+        },
     );
-    assert_eq!(
-        store.get(&id(GONE)).await.unwrap().unwrap().status,
-        Status::Deleted
-    );
+    let documented_runs = stored.len().div_ceil(BUDGET as usize);
+    let mut runs = 0;
+    let mut deleted = 0;
+    while deleted < REMOVED as u64 + 1 {
+        let summary = run(&reconciler).await;
+        assert!(summary.complete, "{summary:?}");
+        assert_eq!(summary.nango_requests, 1 + u64::from(BUDGET), "{summary:?}");
+        deleted += summary.marked_deleted;
+        runs += 1;
+        assert!(
+            runs <= documented_runs,
+            "not settled within {documented_runs} runs"
+        );
+    }
+    assert_eq!(runs, documented_runs);
+    let status = |connection: String| {
+        let store = store.clone();
+        async move { store.get(&id(&connection)).await.unwrap().unwrap().status }
+    };
+    assert_eq!(status("deleted-first".into()).await, Status::Deleted);
+    for id in removed.iter().step_by(97) {
+        assert_eq!(status(id.clone()).await, Status::Deleted, "{id}");
+    }
+    for id in &present {
+        assert_eq!(status(id.clone()).await, Status::Active, "{id}");
+    }
+
+    // A deletion that comes now goes first: the 300 Nango keeps confirming were asked about more
+    // recently, and wait behind it.
+    put_directly(&table, &[("deleted-later", "github")], stored.len()).await;
+    let next = run(&reconciler).await;
+    assert_eq!(next.marked_deleted, 1, "{next:?}");
+    assert_eq!(next.confirmed_present, u64::from(BUDGET) - 1);
+    assert_eq!(status("deleted-later".into()).await, Status::Deleted);
+}
+
+/// Stores live connections of user-1 (org-1) with BatchWriteItem, the `i`th updated at second
+/// `first + i` of a day long past: a large table in seconds, in a known order of news.
+async fn put_directly(table: &str, connections: &[(&str, &str)], first: usize) {
+    for (chunk_index, chunk) in connections.chunks(25).enumerate() {
+        let requests: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (connection_id, integration_id))| {
+                let second = first + chunk_index * 25 + i;
+                let at = format!(
+                    "2026-01-01T{:02}:{:02}:{:02}.000Z",
+                    second / 3600,
+                    second / 60 % 60,
+                    second % 60
+                );
+                json!({"PutRequest": {"Item": {
+                    "connectionId": {"S": connection_id},
+                    "integrationId": {"S": integration_id},
+                    "endUserId": {"S": "user-1"},
+                    "organizationId": {"S": "org-1"},
+                    "tags": {"M": {"end_user_id": {"S": "user-1"}, "organization_id": {"S": "org-1"}}},
+                    "status": {"S": "active"},
+                    "createdAt": {"S": at},
+                    "updatedAt": {"S": at},
+                    "version": {"N": "1"},
+                }}})
+            })
+            .collect();
+        let answer = dynamodb_json(
+            "DynamoDB_20120810.BatchWriteItem",
+            json!({"RequestItems": {table: requests}}),
+        )
+        .await;
+        assert_eq!(answer["UnprocessedItems"], json!({}), "{answer}");
+    }
 }

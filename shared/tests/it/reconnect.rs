@@ -20,7 +20,7 @@ fn session_created() -> ResponseTemplate {
 /// A store holding one connection owned by user-42 of org-7, as its creation webhook left it.
 async fn store_with_connection(tags: serde_json::Value) -> ConnectionStore {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &auth_webhook("creation", true, Some(tags), None)).await;
     store
 }
@@ -51,7 +51,7 @@ async fn owner_gets_a_session_carrying_the_full_stored_tags() {
         .await;
     let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
 
-    let answer = answer(handler.handle(reconnect_as("user-42", None)).await);
+    let answer = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
 
     assert_eq!(answer.status, 201, "{}", answer.body);
     assert_eq!(
@@ -76,14 +76,14 @@ async fn tags_survive_an_empty_tag_override_and_are_sent_again() {
         .await;
     let store = store_with_connection(owner_tags()).await;
     let override_answer = deliver(
-        &webhook_receiver(store.clone()),
+        &webhook_receiver(store.clone()).await,
         &auth_webhook("override", true, Some(json!({})), None),
     )
     .await;
     assert_eq!(override_answer.status, 200, "{}", override_answer.body);
     let answer = answer(
         reconnect_session(&nango.uri(), store)
-            .handle(reconnect_as("user-42", None))
+            .handle(reconnect_as("user-42", Some("org-7")))
             .await,
     );
     assert_eq!(answer.status, 201, "{}", answer.body);
@@ -146,13 +146,13 @@ async fn deleted_connection_is_404() {
     let nango = nango_that_must_not_be_called().await;
     let store = store_with_connection(owner_tags()).await;
     given(
-        &webhook_receiver(store.clone()),
+        &webhook_receiver(store.clone()).await,
         &auth_webhook("deletion", true, Some(owner_tags()), None),
     )
     .await;
     let answer = answer(
         reconnect_session(&nango.uri(), store)
-            .handle(reconnect_as("user-42", None))
+            .handle(reconnect_as("user-42", Some("org-7")))
             .await,
     );
     assert_eq!(answer.status, 404);
@@ -207,7 +207,7 @@ async fn connection_gone_from_nango_is_502_with_nangos_code() {
         .mount(&nango)
         .await;
     let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
-    let answer = answer(handler.handle(reconnect_as("user-42", None)).await);
+    let answer = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
     assert_eq!(answer.status, 502);
     assert_eq!(answer.body["error"]["nangoCode"], "invalid_body");
 }
@@ -218,7 +218,7 @@ async fn storage_down_is_500() {
         "http://127.0.0.1:1",
         ConnectionStore::new(unreachable_dynamodb(), "t"),
     );
-    let answer = answer(handler.handle(reconnect_as("user-42", None)).await);
+    let answer = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
     assert_eq!(answer.status, 500);
     assert_eq!(answer.error_code(), "storage_error");
 }

@@ -9,8 +9,6 @@ use nango_connect::bootstrap::SecretSource;
 use nango_connect::connection::{
     AuthEvent, Change, Failure, MAX_ERROR_DESCRIPTION_CHARS, Owner, Status,
 };
-use nango_connect::events::EventPublisher;
-use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 use nango_connect::nango::{ConnectionId, IntegrationId, Tags};
 use nango_connect::store::{ConnectionStore, Recorded, StoreError};
 use nango_connect::webhook::SigningKeys;
@@ -119,7 +117,7 @@ async fn endless_contention_gives_up_with_a_retryable_500() {
     assert!(matches!(result, Err(StoreError::Contention)), "{result:?}");
     assert!(result.unwrap_err().is_transient());
 
-    let receiver = webhook_receiver(proxied);
+    let receiver = webhook_receiver(proxied).await;
     let answer = deliver(
         &receiver,
         &auth_webhook("refresh", false, None, Some(("ours", "never lands"))),
@@ -129,7 +127,7 @@ async fn endless_contention_gives_up_with_a_retryable_500() {
 }
 
 #[tokio::test]
-async fn a_webhook_dynamodb_will_never_take_is_422_not_an_endless_500() {
+async fn a_webhook_dynamodb_will_never_take_is_acknowledged_not_an_endless_500() {
     // A table whose key is not `connectionId`: DynamoDB refuses every put with a ValidationException.
     let (client, table) = fresh_table().await;
     let wrong = format!("{table}-wrong-key");
@@ -145,27 +143,42 @@ async fn a_webhook_dynamodb_will_never_take_is_422_not_an_endless_500() {
     let result = store.record(&event(Change::Created)).await;
     assert!(matches!(result, Err(StoreError::Rejected(_))), "{result:?}");
 
-    let answer = deliver(&webhook_receiver(store), &creation()).await;
+    // Acknowledged (a retry cannot help, and a 4xx would count towards Nango's breaker), and
+    // logged as an error; reconciliation recovers the connection from Nango's listing.
+    let answer = deliver(&webhook_receiver(store).await, &creation()).await;
     assert_eq!(
-        (answer.status, answer.error_code()),
-        (422, "unstorable_webhook")
+        (answer.status, answer.body),
+        (200, json!({"result": "unstorable"}))
     );
 }
 
 #[tokio::test]
 async fn a_webhook_too_big_to_store_whole_is_stored_bounded() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
-    given(&receiver, &creation()).await;
+    let receiver = webhook_receiver(store.clone()).await;
+    // Tags come from Nango's row: bounded as Nango bounds them, owner tags first.
     let mut tags = owner_tags();
     for i in 0..500 {
         tags[format!("label_{i:03}")] = json!("x".repeat(255));
     }
+    given(&receiver, &auth_webhook("creation", true, Some(tags), None)).await;
+    let stored = store
+        .get(&event(Change::Created).connection_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.tags.iter().count(), 10, "Nango's own limit");
+    assert_eq!(
+        stored.tags.get("end_user_id"),
+        Some("user-42"),
+        "owner tags kept first"
+    );
+
     let description = "é".repeat(450_000); // 900 KB of UTF-8
     let body = auth_webhook(
         "refresh",
         false,
-        Some(tags),
+        Some(owner_tags()),
         Some(("refresh_token_external_error", &description)),
     );
     assert!(body.len() > 900_000 && body.len() < 1024 * 1024);
@@ -181,12 +194,6 @@ async fn a_webhook_too_big_to_store_whole_is_stored_bounded() {
     assert_eq!(
         error.description.chars().count(),
         MAX_ERROR_DESCRIPTION_CHARS
-    );
-    assert_eq!(stored.tags.iter().count(), 10, "Nango's own limit");
-    assert_eq!(
-        stored.tags.get("end_user_id"),
-        Some("user-42"),
-        "owner tags kept first"
     );
 }
 
@@ -238,18 +245,17 @@ fn signed_with(key: &str, body: &str) -> lambda_http::Request {
 }
 
 #[tokio::test]
-async fn after_a_key_rotation_the_secret_is_read_again_once_a_minute_at_most() {
+async fn after_a_key_rotation_the_secret_is_read_again_once_per_interval_at_most() {
     let secrets = secrets_manager("rotated-key", 1).await;
     let keys = SigningKeys::reloading(
         vec![SIGNING_KEY.into()],
         secret_source(&secrets),
         Duration::from_secs(60),
     );
-    let receiver = Checked(WebhookReceiver::new(
-        keys,
-        store().await,
-        EventPublisher::new(eventbridge_client("http://127.0.0.1:1"), BUS_NAME),
-    ));
+    let nango = FakeNango::start().await;
+    nango.add(CONNECTION_ID, "exa-peer", owner_tags());
+    let receiver =
+        receiver_confirming_with(store().await, &nango.uri(), "http://127.0.0.1:1", keys);
 
     let rotated = answer(
         receiver
@@ -258,12 +264,14 @@ async fn after_a_key_rotation_the_secret_is_read_again_once_a_minute_at_most() {
     );
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     assert_eq!(rotated.body["result"], "stored");
-    // Forgeries right after cannot make us read the secret again (wiremock checks: one read).
+    // Forgeries right after cannot make us read the secret again (wiremock checks: one read). The
+    // keys were not read for them, so they may be stale: 503, which Nango would retry, never the
+    // 401 that it would not.
     for _ in 0..5 {
         let forged = answer(receiver.handle(signed_with("forged", &creation())).await);
         assert_eq!(
             (forged.status, forged.error_code()),
-            (401, "invalid_signature")
+            (503, "signing_keys_stale")
         );
     }
     // And the new key is the one held now.
@@ -276,8 +284,114 @@ async fn after_a_key_rotation_the_secret_is_read_again_once_a_minute_at_most() {
 }
 
 #[tokio::test]
+async fn a_signature_refused_right_after_reading_the_keys_is_401() {
+    let secrets = secrets_manager(SIGNING_KEY, 1).await;
+    let keys = SigningKeys::reloading(
+        vec![SIGNING_KEY.into()],
+        secret_source(&secrets),
+        Duration::from_secs(60),
+    );
+    let receiver =
+        receiver_confirming_with(store().await, UNREACHABLE_NANGO, "http://127.0.0.1:1", keys);
+    let forged = answer(receiver.handle(signed_with("forged", &creation())).await);
+    assert_eq!(
+        (forged.status, forged.error_code()),
+        (401, "invalid_signature")
+    );
+}
+
+/// A rotation while someone floods the URL with bad signatures: every genuine webhook signed with
+/// the new key gets through within Nango's three attempts, and none is refused with a 401 (which
+/// Nango never retries). Time is scaled down: a 300 ms reload interval, and Nango's waits of 3 s
+/// and 6 s (0.6 and 1.2 intervals in production) as 180 ms and 360 ms.
+#[tokio::test]
+async fn a_rotation_under_a_flood_of_forgeries_loses_no_webhook() {
+    let interval = Duration::from_millis(300);
+    let nango_waits = [Duration::from_millis(180), Duration::from_millis(360)];
+    let secrets = MockServer::start().await;
+    let serve_key = |key: &str| {
+        let secret = json!({"NANGO_SECRET_KEY": "unused", "NANGO_WEBHOOK_SIGNING_KEY": key});
+        Mock::given(method("POST"))
+            .and(header("x-amz-target", "secretsmanager.GetSecretValue"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/x-amz-json-1.1")
+                    .set_body_json(json!({
+                        "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nango-AbCdEf",
+                        "Name": "nango",
+                        "SecretString": secret.to_string(),
+                    })),
+            )
+    };
+    serve_key(SIGNING_KEY).mount(&secrets).await;
+    let keys = SigningKeys::reloading(vec![SIGNING_KEY.into()], secret_source(&secrets), interval);
+    let nango = FakeNango::start().await;
+    nango.add(CONNECTION_ID, "exa-peer", owner_tags());
+    let receiver = std::sync::Arc::new(receiver_confirming_with(
+        store().await,
+        &nango.uri(),
+        "http://127.0.0.1:1",
+        keys,
+    ));
+
+    // The flood: a forgery every 5 ms, from before the rotation to after the last delivery.
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = tokio::spawn({
+        let receiver = receiver.clone();
+        let flooding = flooding.clone();
+        async move {
+            let mut refused = (0, 0);
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                let forged = answer(receiver.handle(signed_with("forged", &creation())).await);
+                match forged.status {
+                    401 => refused.0 += 1,
+                    503 => refused.1 += 1,
+                    other => panic!("a forgery got {other}"),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            refused
+        }
+    });
+    tokio::time::sleep(interval / 2).await;
+    // The rotation: the secret now holds the new key.
+    secrets.reset().await;
+    serve_key("rotated-key").mount(&secrets).await;
+
+    // Genuine webhooks signed with the new key, at different phases of the reload interval.
+    let mut attempts_needed = Vec::new();
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(70 * round)).await;
+        let mut attempt = 1;
+        loop {
+            let delivered = answer(
+                receiver
+                    .handle(signed_with("rotated-key", &creation()))
+                    .await,
+            );
+            assert_ne!(delivered.status, 401, "a genuine webhook refused for good");
+            if delivered.status == 200 {
+                break;
+            }
+            assert_eq!(delivered.error_code(), "signing_keys_stale");
+            assert!(attempt < 3, "Nango gives up after its third attempt");
+            tokio::time::sleep(nango_waits[attempt - 1]).await;
+            attempt += 1;
+        }
+        attempts_needed.push(attempt);
+    }
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (refused_401, refused_503) = flood.await.unwrap();
+    assert!(
+        refused_401 + refused_503 > 50,
+        "the flood ran: {refused_401} + {refused_503}"
+    );
+    assert_eq!(attempts_needed.len(), 6);
+}
+
+#[tokio::test]
 async fn keys_from_plain_variables_are_never_read_again() {
-    let receiver = webhook_receiver(store().await);
+    let receiver = webhook_receiver(store().await).await;
     let answer = answer(
         receiver
             .handle(signed_with("rotated-key", &creation()))

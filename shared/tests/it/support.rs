@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use lambda_http::{Body, Request, Response};
 use nango_connect::access::OrganizationAccess;
 use nango_connect::config::{AllowedIntegrations, ClaimNames, NangoConfig, NangoTimeouts};
+use nango_connect::confirmation::Confirmer;
 use nango_connect::events::EventPublisher;
 use nango_connect::handlers::create_session::CreateSession;
 use nango_connect::handlers::delete_connection::DeleteConnection;
@@ -193,21 +194,270 @@ pub fn list_connections_under(
     Checked(ListConnections::new(store, ClaimNames::default(), policy))
 }
 
-/// A receiver whose event bus is unreachable: auth webhooks never publish from the receiver (their
-/// events come from the table's stream), so every auth test also proves that (a publish would 503).
-pub fn webhook_receiver(store: ConnectionStore) -> Checked<WebhookReceiver> {
-    webhook_receiver_with_bus(store, "http://127.0.0.1:1")
+/// A receiver, and the Nango it confirms webhooks with.
+pub struct Receiver {
+    pub checked: Checked<WebhookReceiver>,
+    /// Nango's truth: it has the test connection ([`CONNECTION_ID`], `exa-peer`, owned by
+    /// [`owner_tags`]) until a test says otherwise.
+    pub nango: FakeNango,
 }
 
-pub fn webhook_receiver_with_bus(
+/// What webhooks can be delivered to: a receiver, with or without its Nango.
+pub trait Receives {
+    fn receiver(&self) -> &Checked<WebhookReceiver>;
+    /// The Nango it confirms with, when the test holds it.
+    fn nango(&self) -> Option<&FakeNango> {
+        None
+    }
+}
+
+impl Receives for Checked<WebhookReceiver> {
+    fn receiver(&self) -> &Checked<WebhookReceiver> {
+        self
+    }
+}
+
+impl Receives for Receiver {
+    fn receiver(&self) -> &Checked<WebhookReceiver> {
+        &self.checked
+    }
+    fn nango(&self) -> Option<&FakeNango> {
+        Some(&self.nango)
+    }
+}
+
+impl<R: Receives> Receives for std::sync::Arc<R> {
+    fn receiver(&self) -> &Checked<WebhookReceiver> {
+        self.as_ref().receiver()
+    }
+    fn nango(&self) -> Option<&FakeNango> {
+        self.as_ref().nango()
+    }
+}
+
+impl std::ops::Deref for Receiver {
+    type Target = Checked<WebhookReceiver>;
+    fn deref(&self) -> &Self::Target {
+        &self.checked
+    }
+}
+
+/// A receiver whose event bus is unreachable: auth webhooks never publish from the receiver (their
+/// events come from the table's stream), so every auth test also proves that (a publish would 503).
+pub async fn webhook_receiver(store: ConnectionStore) -> Receiver {
+    webhook_receiver_with_bus(store, "http://127.0.0.1:1").await
+}
+
+pub async fn webhook_receiver_with_bus(store: ConnectionStore, bus_endpoint: &str) -> Receiver {
+    let nango = FakeNango::start().await;
+    nango.add(CONNECTION_ID, "exa-peer", owner_tags());
+    Receiver {
+        checked: receiver_confirming_with(
+            store,
+            &nango.uri(),
+            bus_endpoint,
+            SigningKeys::fixed(vec![SIGNING_KEY.into()]),
+        ),
+        nango,
+    }
+}
+
+/// A receiver on `keys` that confirms with `nango`, with short lag waits.
+pub fn receiver_confirming_with(
     store: ConnectionStore,
+    nango_host: &str,
     bus_endpoint: &str,
+    keys: SigningKeys,
 ) -> Checked<WebhookReceiver> {
     Checked(WebhookReceiver::new(
-        SigningKeys::fixed(vec![SIGNING_KEY.into()]),
+        keys,
         store,
         EventPublisher::new(eventbridge_client(bus_endpoint), BUS_NAME),
+        confirmer(nango_host),
     ))
+}
+
+/// Where no Nango listens.
+pub const UNREACHABLE_NANGO: &str = "http://127.0.0.1:1";
+
+/// A confirmer on `nango_host` with the test timeouts and short lag waits (tens of ms).
+pub fn confirmer(nango_host: &str) -> Confirmer {
+    Confirmer::new(nango_client(nango_host, fast_timeouts()))
+        .with_timing(LAG_WAITS.to_vec(), Duration::from_secs(3))
+}
+
+pub const LAG_WAITS: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(60)];
+
+/// Nango's exact lookup, `GET /connections?connectionId=&integrationId=&limit=`, over real HTTP,
+/// answered from the live connections a test sets: what Nango really has, whatever a webhook says.
+/// `GET /connections/{id}` (which reads and may refresh credentials) fails the test if called.
+#[derive(Clone)]
+pub struct FakeNango {
+    server: std::sync::Arc<wiremock::MockServer>,
+    live: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl FakeNango {
+    pub async fn start() -> Self {
+        let server = wiremock::MockServer::start().await;
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path("/connections"))
+            .respond_with(ExactLookup(live.clone()))
+            .mount(&server)
+            .await;
+        wiremock::Mock::given(wiremock::matchers::path_regex("^/connections/.+"))
+            .respond_with(wiremock::ResponseTemplate::new(500))
+            .expect(0)
+            .named("GET /connections/{id} (never: it may refresh credentials)")
+            .mount(&server)
+            .await;
+        FakeNango {
+            server: std::sync::Arc::new(server),
+            live,
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Nango has this live connection, tagged `tags`.
+    pub fn add(&self, connection_id: &str, integration_id: &str, tags: Value) {
+        self.remove(connection_id);
+        self.live.lock().unwrap().push(json!({
+            "id": 1, "connection_id": connection_id, "provider_config_key": integration_id,
+            "provider": "exa", "errors": [], "end_user": null, "tags": tags, "metadata": {},
+            "created": "2026-11-26T10:00:00.000+00:00",
+        }));
+    }
+
+    /// Nango has it, but its whole listing misses it every time (as when rows shift while paging):
+    /// only the exact lookup finds it.
+    pub fn add_hidden_from_listing(&self, connection_id: &str, integration_id: &str, tags: Value) {
+        self.add(connection_id, integration_id, tags);
+        if let Some(row) = self
+            .live
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|row| row["connection_id"] == connection_id)
+        {
+            row["hidden_from_listing"] = json!(true);
+        }
+    }
+
+    /// Nango has it, but its replica shows it only from the `lookups + 1`th exact lookup on.
+    pub fn add_lagging(
+        &self,
+        connection_id: &str,
+        integration_id: &str,
+        tags: Value,
+        lookups: u64,
+    ) {
+        self.add(connection_id, integration_id, tags);
+        if let Some(row) = self
+            .live
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|row| row["connection_id"] == connection_id)
+        {
+            row["lagging_lookups"] = json!(lookups + 1);
+        }
+    }
+
+    /// Nango no longer has it.
+    pub fn remove(&self, connection_id: &str) {
+        self.live
+            .lock()
+            .unwrap()
+            .retain(|row| row["connection_id"] != connection_id);
+    }
+
+    /// What Nango would have after writing this auth webhook itself.
+    pub fn agree_with(&self, body: &str) {
+        let Ok(webhook) = serde_json::from_str::<Value>(body) else {
+            return;
+        };
+        let id = webhook["connectionId"].as_str().unwrap_or_default();
+        match webhook["operation"].as_str() {
+            Some("creation") if webhook["success"] == true => self.add(
+                id,
+                webhook["providerConfigKey"].as_str().unwrap_or_default(),
+                webhook.get("tags").cloned().unwrap_or(json!({})),
+            ),
+            Some("deletion") => self.remove(id),
+            _ => {}
+        }
+    }
+
+    /// Lookups received so far.
+    pub async fn lookups(&self) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/connections")
+            .count()
+    }
+}
+
+struct ExactLookup(std::sync::Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl wiremock::Respond for ExactLookup {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let query: std::collections::HashMap<String, String> =
+            request.url.query_pairs().into_owned().collect();
+        // Without `limit` Nango answers 10,000 rows: we must always send it.
+        let Some(limit) = query.get("limit").and_then(|l| l.parse::<usize>().ok()) else {
+            return wiremock::ResponseTemplate::new(400).set_body_json(
+                json!({"error": {"code": "invalid_query_params", "message": "limit is required here"}}),
+            );
+        };
+        let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+        let mut live = self.0.lock().unwrap();
+        // A replica behind a write: the row is missing from the next few exact lookups.
+        if let Some(id) = query.get("connectionId") {
+            for row in live
+                .iter_mut()
+                .filter(|row| row["connection_id"] == id.as_str())
+            {
+                if let Some(lag) = row.get("lagging_lookups").and_then(Value::as_u64) {
+                    row["lagging_lookups"] = json!(lag.saturating_sub(1));
+                }
+            }
+        }
+        let rows: Vec<Value> = live
+            .iter()
+            .filter(|row| {
+                row.get("lagging_lookups")
+                    .and_then(Value::as_u64)
+                    .is_none_or(|lag| lag == 0)
+                    || !query.contains_key("connectionId")
+            })
+            .filter(|row| match query.get("connectionId") {
+                Some(id) => row["connection_id"] == id.as_str(),
+                // The whole listing misses what a test hid from it (rows shifting while paging).
+                None => row.get("hidden_from_listing").is_none(),
+            })
+            .filter(|row| {
+                query
+                    .get("integrationId")
+                    .is_none_or(|i| row["provider_config_key"] == i.as_str())
+            })
+            .skip(page * limit)
+            .take(limit)
+            .map(|row| {
+                let mut row = row.clone();
+                row.as_object_mut().unwrap().remove("hidden_from_listing");
+                row.as_object_mut().unwrap().remove("lagging_lookups");
+                row
+            })
+            .collect();
+        wiremock::ResponseTemplate::new(200).set_body_json(json!({ "connections": rows }))
+    }
 }
 
 pub const BUS_NAME: &str = "test-bus";
@@ -399,13 +649,24 @@ pub fn signed_webhook(body: &str) -> Request {
 }
 
 /// Delivers a correctly signed webhook with `body` to `receiver`.
-pub async fn deliver(receiver: &Checked<WebhookReceiver>, body: &str) -> Answer {
+pub async fn deliver(receiver: &impl Receives, body: &str) -> Answer {
+    let receiver = receiver.receiver();
     answer(receiver.handle(signed_webhook(body)).await)
 }
 
+/// Delivers a webhook Nango wrote itself: Nango agrees with it (see [`FakeNango::agree_with`]).
+pub async fn deliver_genuine(receiver: &impl Receives, body: &str) -> Answer {
+    if let Some(nango) = receiver.nango() {
+        nango.agree_with(body);
+    }
+    deliver(receiver, body).await
+}
+
 /// A setup step: delivers a webhook that must be stored, and fails the test right here if not.
-pub async fn given(receiver: &Checked<WebhookReceiver>, body: &str) -> Answer {
-    let answer = deliver(receiver, body).await;
+/// Nango agrees with it first (a creation: Nango lists the connection with the webhook's tags; a
+/// deletion: Nango no longer does), as it would with a webhook it wrote itself.
+pub async fn given(receiver: &impl Receives, body: &str) -> Answer {
+    let answer = deliver_genuine(receiver, body).await;
     assert_eq!(
         (answer.status, answer.body["result"].as_str()),
         (200, Some("stored")),

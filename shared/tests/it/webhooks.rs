@@ -3,6 +3,7 @@
 use base64::Engine;
 use nango_connect::connection::Status;
 use nango_connect::nango::ConnectionId;
+use nango_connect::store::ConnectionStore;
 use serde_json::json;
 
 use crate::support::*;
@@ -14,9 +15,10 @@ fn connection_id() -> ConnectionId {
 #[tokio::test]
 async fn recorded_creation_event_stores_an_owned_active_connection() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let event = Event::from(WEBHOOK);
     let body = event.raw()["body"].as_str().unwrap().to_owned();
+    receiver.nango.agree_with(&body);
     // The fixture's header is spelled as Nango spells it: X-Nango-Hmac-Sha256.
     let request = event.header("X-Nango-Hmac-Sha256", &sign(&body)).request();
 
@@ -42,7 +44,7 @@ async fn recorded_creation_event_stores_an_owned_active_connection() {
 #[tokio::test]
 async fn signature_header_name_is_case_insensitive() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let body = creation();
     for name in ["x-nango-hmac-sha256", "X-NANGO-HMAC-SHA256"] {
         let request = Event::from(WEBHOOK)
@@ -57,7 +59,7 @@ async fn signature_header_name_is_case_insensitive() {
 #[tokio::test]
 async fn base64_encoded_body_is_verified_over_its_decoded_bytes() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let body = creation();
     let mut event = Event::from(WEBHOOK)
         .header("X-Nango-Hmac-Sha256", &sign(&body))
@@ -73,7 +75,7 @@ async fn base64_encoded_body_is_verified_over_its_decoded_bytes() {
 #[tokio::test]
 async fn wrong_missing_or_legacy_signature_is_401_and_writes_nothing() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let body = creation();
     let legacy = {
         use sha2::Digest;
@@ -119,26 +121,39 @@ async fn wrong_missing_or_legacy_signature_is_401_and_writes_nothing() {
     assert_eq!(store.get(&connection_id()).await.unwrap(), None);
 }
 
+/// Nango forwards a provider's webhook it cannot match unwrapped, signed with our key: whatever
+/// JSON the provider sent. A 4xx would count towards Nango's circuit breaker (5 in 10 s drop every
+/// delivery for 60 s), so a signed body we can never use is acknowledged, and nothing is written.
 #[tokio::test]
-async fn signed_but_not_a_nango_payload_is_400() {
-    let receiver = webhook_receiver(store().await);
+async fn signed_but_unusable_bodies_are_acknowledged_and_write_nothing() {
+    let (client, table) = fresh_table().await;
+    let receiver = webhook_receiver(ConnectionStore::new(client, table.clone())).await;
     for body in [
         "not json",
         "[1,2,3]",
+        r#"[{"type":"auth","operation":"deletion","connectionId":"a2968dec-61fa-4a65-8b14-60bb4a851878"}]"#,
         r#"{"hello":"world"}"#,
+        r#"{"type":42}"#,
         r#"{"type":"auth","operation":"creation"}"#,
+        r#"{"type":"auth","operation":"deletion","providerConfigKey":"exa-peer"}"#,
     ] {
         let answer = deliver(&receiver, body).await;
-        assert_eq!(answer.status, 400, "{body}");
-        assert_eq!(answer.error_code(), "invalid_payload");
+        assert_eq!(
+            (answer.status, &answer.body),
+            (200, &json!({"result": "unusable"})),
+            "{body}"
+        );
     }
+    assert_eq!(receiver.nango.lookups().await, 0, "Nango was not asked");
+    let items = dynamodb_json("DynamoDB_20120810.Scan", json!({"TableName": table})).await;
+    assert_eq!(items["Count"], 0, "nothing written");
 }
 
 #[tokio::test]
 async fn unknown_auth_operations_are_acknowledged_and_ignored() {
     // Other webhook types are published to the event bus: see events.rs.
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let body = auth_webhook("teleport", true, Some(owner_tags()), None);
     let answer = deliver(&receiver, &body).await;
     assert_eq!(answer.status, 200, "{body}");
@@ -149,7 +164,7 @@ async fn unknown_auth_operations_are_acknowledged_and_ignored() {
 #[tokio::test]
 async fn failed_creation_creates_no_connection() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let body = auth_webhook(
         "creation",
         false,
@@ -165,7 +180,7 @@ async fn failed_creation_creates_no_connection() {
 #[tokio::test]
 async fn duplicate_delivery_ends_in_the_same_state_as_one() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let body = creation();
     given(&receiver, &body).await;
     let once = store.get(&connection_id()).await.unwrap();
@@ -184,7 +199,7 @@ async fn duplicate_delivery_ends_in_the_same_state_as_one() {
 #[tokio::test]
 async fn refresh_failure_then_override_success_goes_error_then_active() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
 
     given(
@@ -217,7 +232,7 @@ async fn refresh_failure_then_override_success_goes_error_then_active() {
 #[tokio::test]
 async fn override_failure_marks_the_connection_in_error() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
     let body = auth_webhook(
         "override",
@@ -234,7 +249,7 @@ async fn override_failure_marks_the_connection_in_error() {
 #[tokio::test]
 async fn override_with_empty_tags_keeps_owner_and_tags() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
     given(&receiver, &refresh_failure(None)).await;
 
@@ -254,7 +269,7 @@ async fn override_with_empty_tags_keeps_owner_and_tags() {
 #[tokio::test]
 async fn late_creation_does_not_undo_later_events() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let creation = creation();
     given(&receiver, &creation).await;
     given(&receiver, &refresh_failure(None)).await;
@@ -268,9 +283,9 @@ async fn late_creation_does_not_undo_later_events() {
 }
 
 #[tokio::test]
-async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
+async fn webhook_for_an_unknown_connection_is_stored_and_only_nango_names_its_owner() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let lister = list_connections(store.clone());
 
     // The creation webhook was lost; the first we hear is a reconnect without tags.
@@ -290,12 +305,21 @@ async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
     let listed = answer(lister.handle(list_as("user-42", Some("org-7"))).await);
     assert_eq!(listed.body["connections"], json!([]), "nobody owns it yet");
 
-    // A refresh failure carrying tags teaches us the owner.
+    // A refresh failure naming an owner does not claim it: a status change is applied, an owner
+    // only ever comes from Nango's own row.
     given(&receiver, &refresh_failure(Some(owner_tags()))).await;
+    let still_orphan = store.get(&connection_id()).await.unwrap().unwrap();
+    assert_eq!(still_orphan.owner.end_user_id, None);
+    assert_eq!(still_orphan.status, Status::Error);
+    let listed = answer(lister.handle(list_as("user-42", Some("org-7"))).await);
+    assert_eq!(listed.body["connections"], json!([]), "nobody owns it yet");
+
+    // The late creation, confirmed by Nango's listing, names the owner.
+    given(&receiver, &creation()).await;
     let owned = store.get(&connection_id()).await.unwrap().unwrap();
     assert_eq!(owned.owner.end_user_id.as_deref(), Some("user-42"));
     assert_eq!(owned.created_at, orphan.created_at);
-    let listed = answer(lister.handle(list_as("user-42", None)).await);
+    let listed = answer(lister.handle(list_as("user-42", Some("org-7"))).await);
     assert_eq!(listed.body["connections"][0]["connectionId"], CONNECTION_ID);
     assert_eq!(listed.body["connections"][0]["status"], "error");
 }
@@ -303,11 +327,12 @@ async fn webhook_for_an_unknown_connection_is_stored_and_waits_for_its_owner() {
 #[tokio::test]
 async fn deletion_unlists_the_connection_and_nothing_resurrects_it() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let lister = list_connections(store.clone());
     let creation = creation();
     given(&receiver, &creation).await;
 
+    receiver.nango.remove(CONNECTION_ID);
     let answer_ = deliver(
         &receiver,
         &auth_webhook("deletion", true, Some(owner_tags()), None),
@@ -334,7 +359,7 @@ async fn deletion_unlists_the_connection_and_nothing_resurrects_it() {
 #[tokio::test]
 async fn concurrent_deliveries_lose_no_update() {
     let store = store().await;
-    let receiver = std::sync::Arc::new(webhook_receiver(store.clone()));
+    let receiver = std::sync::Arc::new(webhook_receiver(store.clone()).await);
     let creation = creation();
     let failure = refresh_failure(None);
     // Nango's two webhook URLs and its retries can deliver these at the same moment.
@@ -361,9 +386,9 @@ async fn concurrent_deliveries_lose_no_update() {
 }
 
 #[tokio::test]
-async fn oversized_body_is_413_before_anything_is_read() {
+async fn oversized_body_is_413_unless_nango_signed_it() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let big = format!(
         r#"{{"type":"auth","padding":"{}"}}"#,
         "x".repeat(1024 * 1024)
@@ -372,7 +397,17 @@ async fn oversized_body_is_413_before_anything_is_read() {
         .body(&big)
         .header("X-Nango-Hmac-Sha256", &sign(&big))
         .request();
+    // Signed by Nango (a large provider forward): acknowledged, never parsed.
     let answer_ = answer(receiver.handle(signed).await);
+    assert_eq!(
+        (answer_.status, answer_.body),
+        (200, json!({"result": "unusable"}))
+    );
+    let unsigned = Event::from(WEBHOOK)
+        .body(&big)
+        .header("X-Nango-Hmac-Sha256", &sign("something else"))
+        .request();
+    let answer_ = answer(receiver.handle(unsigned).await);
     assert_eq!(answer_.status, 413);
     assert_eq!(answer_.error_code(), "payload_too_large");
 
@@ -380,7 +415,7 @@ async fn oversized_body_is_413_before_anything_is_read() {
     let undeclared = Event::from(WEBHOOK)
         .body(&big)
         .without_header("content-length")
-        .header("X-Nango-Hmac-Sha256", &sign(&big))
+        .header("X-Nango-Hmac-Sha256", &sign("something else"))
         .request();
     assert_eq!(answer(receiver.handle(undeclared).await).status, 413);
 
@@ -393,7 +428,7 @@ async fn oversized_body_is_413_before_anything_is_read() {
 
 #[tokio::test]
 async fn only_post_is_accepted() {
-    let receiver = webhook_receiver(store().await);
+    let receiver = webhook_receiver(store().await).await;
     let answer = answer(
         receiver
             .handle(Event::from(WEBHOOK).method("GET").no_body().request())
@@ -409,7 +444,8 @@ async fn storage_failure_is_500_so_nango_retries() {
     let receiver = webhook_receiver(nango_connect::store::ConnectionStore::new(
         unreachable_dynamodb(),
         "connections",
-    ));
+    ))
+    .await;
     let body = creation();
     let answer = deliver(&receiver, &body).await;
     assert_eq!(answer.status, 500);
@@ -423,7 +459,7 @@ async fn storage_failure_is_500_so_nango_retries() {
 #[tokio::test]
 async fn refresh_success_heals_a_failing_connection() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
     given(&receiver, &refresh_failure(None)).await;
     given(
@@ -444,8 +480,9 @@ async fn refresh_success_heals_a_failing_connection() {
 #[tokio::test]
 async fn deletion_counts_whatever_its_success_flag_says() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(&receiver, &creation()).await;
+    receiver.nango.remove(CONNECTION_ID);
     let answer = deliver(&receiver, &auth_webhook("deletion", false, None, None)).await;
     assert_eq!(answer.body, json!({"result": "stored"}));
     assert_eq!(
@@ -457,7 +494,7 @@ async fn deletion_counts_whatever_its_success_flag_says() {
 #[tokio::test]
 async fn deletion_of_a_connection_never_seen_keeps_a_late_creation_out() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     given(
         &receiver,
         &auth_webhook("deletion", true, Some(json!({})), None),
@@ -467,22 +504,24 @@ async fn deletion_of_a_connection_never_seen_keeps_a_late_creation_out() {
     assert_eq!(late.body, json!({"result": "unchanged"}));
     let listed = answer(
         list_connections(store.clone())
-            .handle(list_as("user-42", None))
+            .handle(list_as("user-42", Some("org-7")))
             .await,
     );
     assert_eq!(listed.body["connections"], json!([]));
 }
 
+/// The deprecated `endUser` object of a creation webhook is a claim like any other: the owner
+/// comes from the tags of Nango's row (what our own session put there).
 #[tokio::test]
-async fn owner_from_the_deprecated_end_user_object_is_stored() {
+async fn the_deprecated_end_user_object_names_no_owner_nango_does_not() {
     let store = store().await;
-    let receiver = webhook_receiver(store.clone());
+    let receiver = webhook_receiver(store.clone()).await;
     let body = auth_webhook("creation", true, Some(json!({})), None).replace(
         r#""environment""#,
         r#""endUser":{"endUserEmail":"bob@example.com","endUserId":"bob","organizationId":"org-9","tags":{}},"environment""#,
     );
     assert_eq!(deliver(&receiver, &body).await.status, 200);
     let stored = store.get(&connection_id()).await.unwrap().unwrap();
-    assert_eq!(stored.owner.end_user_id.as_deref(), Some("bob"));
-    assert_eq!(stored.owner.organization_id.as_deref(), Some("org-9"));
+    assert_eq!(stored.owner.end_user_id.as_deref(), Some("user-42"));
+    assert_eq!(stored.owner.organization_id.as_deref(), Some("org-7"));
 }
