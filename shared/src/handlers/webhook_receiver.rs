@@ -53,7 +53,7 @@ impl WebhookReceiver {
         };
         Ok(WebhookReceiver::new(
             signing_keys,
-            ConnectionStore::new(dynamodb, StoreConfig::from_source(env)?.table),
+            ConnectionStore::from_config(dynamodb, StoreConfig::from_source(env)?),
             EventPublisher::new(eventbridge, EventsConfig::from_source(env)?.bus_name),
         ))
     }

@@ -15,4 +15,5 @@ mod reconnect;
 mod sessions;
 mod storage;
 mod support;
+mod tombstones;
 mod webhooks;
