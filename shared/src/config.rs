@@ -283,11 +283,16 @@ impl ClaimNames {
     }
 }
 
-/// The integrations a client may ask a session for. `None`: no restriction of ours.
+/// The integrations a client may ask a session for, and reconnect. `None`: no restriction of ours.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedIntegrations(pub Option<BTreeSet<IntegrationId>>);
 
 impl AllowedIntegrations {
+    /// Whether `id` may be offered or reconnected: always, when no list is set.
+    pub fn permits(&self, id: &IntegrationId) -> bool {
+        self.0.as_ref().is_none_or(|allowed| allowed.contains(id))
+    }
+
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let Some(value) = optional(source, NANGO_ALLOWED_INTEGRATIONS) else {
             return Ok(AllowedIntegrations(None));

@@ -179,11 +179,21 @@ pub fn reconnect_session_under(
     store: ConnectionStore,
     policy: OrganizationAccess,
 ) -> Checked<ReconnectSession> {
+    reconnect_session_allowing(nango_host, store, policy, AllowedIntegrations::default())
+}
+
+pub fn reconnect_session_allowing(
+    nango_host: &str,
+    store: ConnectionStore,
+    policy: OrganizationAccess,
+    allowed: AllowedIntegrations,
+) -> Checked<ReconnectSession> {
     Checked(ReconnectSession::new(
         nango_client(nango_host, fast_timeouts()),
         store,
         ClaimNames::default(),
         policy,
+        allowed,
     ))
 }
 
