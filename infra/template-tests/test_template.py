@@ -19,6 +19,7 @@ from cfnlint.decode import cfn_yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = pathlib.Path(os.environ.get("TEMPLATE", ROOT / "template.yaml"))
 TABLE_DEFINITION = ROOT / "infra" / "dynamodb" / "connections-table.json"
+TABLE_TTL = ROOT / "infra" / "dynamodb" / "connections-table-ttl.json"
 NANGO_HOST_CASES = json.loads((ROOT / "infra" / "template-tests" / "nango-host-cases.json").read_text())
 
 
@@ -321,6 +322,35 @@ def check_table_matches_definition(t):
     assert {i["IndexName"] for i in indexes(props)} == set(INDEX_ARNS)
 
 
+# The functions that write connections, and so tombstones (shared/src/store.rs).
+TOMBSTONE_WRITERS = {RECEIVER, "DeleteConnectionFunction", RECONCILER}
+
+
+def check_tombstones_expire(t):
+    """Time to live on the attribute the store writes (the UpdateTimeToLive input the tests and the
+    local stack use), and the retention from a parameter, default 30 days, given to every writer."""
+    ttl = json.loads(TABLE_TTL.read_text())["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expiresAt", "Enabled": True}
+    assert t["Resources"][TABLE]["Properties"].get("TimeToLiveSpecification") == ttl
+    parameter = t["Parameters"]["TombstoneRetentionDays"]
+    assert parameter["Type"] == "Number"
+    assert int(parameter["Default"]) == 30
+    # shared/src/config.rs: TOMBSTONE_RETENTION_DAYS_RANGE.
+    assert (int(parameter["MinValue"]), int(parameter["MaxValue"])) == (1, 3650)
+    for name in FUNCTIONS:
+        value = environment(t, name).get("TOMBSTONE_RETENTION_DAYS")
+        if name in TOMBSTONE_WRITERS:
+            assert value == {"Ref": "TombstoneRetentionDays"}, f"{name}: TOMBSTONE_RETENTION_DAYS"
+        else:
+            assert value is None, f"{name} writes no tombstone"
+
+
+def check_allowed_integrations(t):
+    """New sessions and reconnects are held to the same list of integrations."""
+    for name in ("CreateSessionFunction", "ReconnectSessionFunction"):
+        assert environment(t, name).get("NANGO_ALLOWED_INTEGRATIONS") == {"Ref": "NangoAllowedIntegrations"}, name
+
+
 def check_table_protection(t):
     """Point-in-time recovery on; deletion protection and retention from parameters."""
     table = t["Resources"][TABLE]
@@ -581,6 +611,14 @@ def test_table_matches_its_json_definition(template):
     check_table_matches_definition(template)
 
 
+def test_tombstones_expire(template):
+    check_tombstones_expire(template)
+
+
+def test_reconnect_is_held_to_the_allowed_integrations(template):
+    check_allowed_integrations(template)
+
+
 def test_table_is_protected(template):
     check_table_protection(template)
 
@@ -738,6 +776,21 @@ MUTATIONS = {
     "numeric key": (check_table_matches_definition, set_in(
         [R, TABLE, "Properties", "AttributeDefinitions", 0, "AttributeType"], "N")),
     "provisioned": (check_table_matches_definition, set_in([R, TABLE, "Properties", "BillingMode"], "PROVISIONED")),
+    "no TTL": (check_tombstones_expire, delete_in([R, TABLE, "Properties", "TimeToLiveSpecification"])),
+    "TTL on another attribute": (check_tombstones_expire, set_in(
+        [R, TABLE, "Properties", "TimeToLiveSpecification", "AttributeName"], "ttl")),
+    "TTL disabled": (check_tombstones_expire, set_in(
+        [R, TABLE, "Properties", "TimeToLiveSpecification", "Enabled"], False)),
+    "retention fixed at a year": (check_tombstones_expire, set_in(
+        ["Parameters", "TombstoneRetentionDays", "Default"], 365)),
+    "retention of 0 days": (check_tombstones_expire, set_in(["Parameters", "TombstoneRetentionDays", "MinValue"], 0)),
+    "receiver without retention": (check_tombstones_expire, delete_in(
+        [R, RECEIVER, "Properties", "Environment", "Variables", "TOMBSTONE_RETENTION_DAYS"])),
+    "reader with retention": (check_tombstones_expire, set_in(
+        [R, "ListConnectionsFunction", "Properties", "Environment", "Variables", "TOMBSTONE_RETENTION_DAYS"],
+        {"Ref": "TombstoneRetentionDays"})),
+    "reconnect with any integration": (check_allowed_integrations, delete_in(
+        [R, "ReconnectSessionFunction", "Properties", "Environment", "Variables", "NANGO_ALLOWED_INTEGRATIONS"])),
     "no PITR": (check_table_protection, delete_in([R, TABLE, "Properties", "PointInTimeRecoverySpecification"])),
     "fixed deletion policy": (check_table_protection, set_in([R, TABLE, "DeletionPolicy"], "Delete")),
     "secret parameter": (check_no_secret_parameters, set_in(["Parameters", "NangoSecretKey"], {"Type": "String"})),

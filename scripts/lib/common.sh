@@ -10,6 +10,8 @@ DYNAMODB_LOCAL_VERSION="2.9.30"   # amplify-dynamodb-simulator, which ships Dyna
 DYNAMODB_LOCAL_DIR="$CACHE_DIR/dynamodb-local-$DYNAMODB_LOCAL_VERSION"
 VENV_DIR="$CACHE_DIR/venv"
 TABLE_DEFINITION="$REPO_ROOT/infra/dynamodb/connections-table.json"
+# UpdateTimeToLive's input: CreateTable's cannot carry a time to live.
+TABLE_TTL="$REPO_ROOT/infra/dynamodb/connections-table-ttl.json"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -65,7 +67,8 @@ dynamodb_call() {
     --data "$3"
 }
 
-# create_table ENDPOINT: the connections table from its one definition, unless it exists.
+# create_table ENDPOINT: the connections table from its one definition, unless it exists, with its
+# time to live.
 create_table() {
   local endpoint="$1" name
   name="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["TableName"])' "$TABLE_DEFINITION")"
@@ -78,10 +81,23 @@ create_table() {
         "{\"TableName\":\"$name\",\"StreamSpecification\":{\"StreamEnabled\":true,\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}" \
         | grep -q '"TableDescription"' || die "could not enable the stream of table $name"
     fi
-    return 0
+  else
+    dynamodb_call "$endpoint" CreateTable "$(cat "$TABLE_DEFINITION")" | grep -q '"TableDescription"' \
+      || die "could not create table $name at $endpoint"
   fi
-  dynamodb_call "$endpoint" CreateTable "$(cat "$TABLE_DEFINITION")" | grep -q '"TableDescription"' \
-    || die "could not create table $name at $endpoint"
+  enable_ttl "$endpoint" "$name"
+}
+
+# enable_ttl ENDPOINT TABLE: the time to live of infra/dynamodb/connections-table-ttl.json, unless it is
+# on already (DynamoDB refuses to enable it twice).
+enable_ttl() {
+  local endpoint="$1" name="$2" input
+  dynamodb_call "$endpoint" DescribeTimeToLive "{\"TableName\":\"$name\"}" | grep -q '"TimeToLiveStatus":"ENABL' \
+    && return 0
+  input="$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["TableName"]=sys.argv[2]; print(json.dumps(d))' \
+    "$TABLE_TTL" "$name")"
+  dynamodb_call "$endpoint" UpdateTimeToLive "$input" | grep -q '"TimeToLiveSpecification"' \
+    || die "could not enable the time to live of table $name at $endpoint"
 }
 
 # The Python tools: SAM CLI, cfn-lint and cargo-lambda (with zig), in one virtual environment.

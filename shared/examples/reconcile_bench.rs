@@ -21,6 +21,7 @@ use nango_connect::transport::Tls;
 use serde_json::{Value, json};
 
 const TABLE_DEFINITION: &str = include_str!("../../infra/dynamodb/connections-table.json");
+const TABLE_TTL: &str = include_str!("../../infra/dynamodb/connections-table-ttl.json");
 
 type Error = Box<dyn std::error::Error>;
 
@@ -147,23 +148,29 @@ async fn measure(
     Ok(summary)
 }
 
-/// The table from its one definition, under another name (DynamoDB Local checks no signature).
+/// The table from its one definition, under another name, with its time to live (DynamoDB Local
+/// checks no signature).
 async fn create_table(http: &reqwest::Client, endpoint: &str, name: &str) -> Result<(), Error> {
-    let mut definition: Value = serde_json::from_str(TABLE_DEFINITION)?;
-    definition["TableName"] = json!(name);
-    let response = http
-        .post(endpoint)
-        .header("X-Amz-Target", "DynamoDB_20120810.CreateTable")
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(definition.to_string())
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        return Err(format!("CreateTable: {}", response.text().await?).into());
+    for (operation, input) in [
+        ("CreateTable", TABLE_DEFINITION),
+        ("UpdateTimeToLive", TABLE_TTL),
+    ] {
+        let mut input: Value = serde_json::from_str(input)?;
+        input["TableName"] = json!(name);
+        let response = http
+            .post(endpoint)
+            .header("X-Amz-Target", format!("DynamoDB_20120810.{operation}"))
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(input.to_string())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("{operation}: {}", response.text().await?).into());
+        }
     }
     Ok(())
 }

@@ -16,6 +16,11 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use lambda_http::{Body, Request, Response, service_fn};
 use serde::Deserialize;
 
+use lambda_http::tracing::subscriber as tracing_subscriber;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::fmt::{self, MakeWriter};
+use tracing_subscriber::prelude::*;
+
 use crate::config::{ConfigError, ProcessEnv, Source};
 use crate::transport::{self, Tls};
 
@@ -33,9 +38,57 @@ pub enum InitError {
 }
 
 /// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), level from
-/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (and `RUST_LOG`'s directives), as the runtime's default
+/// subscriber does — but never beyond [`MAX_LOG_LEVEL`].
 pub fn init_tracing() {
-    lambda_http::tracing::init_default_subscriber();
+    use lambda_http::tracing::subscriber::util::SubscriberInitExt;
+    let env = |name| std::env::var(name).ok();
+    let level = env("AWS_LAMBDA_LOG_LEVEL").or_else(|| env("RUST_LOG"));
+    let json = env("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    log_subscriber(
+        level.as_deref(),
+        env("RUST_LOG").as_deref(),
+        json,
+        std::io::stdout,
+    )
+    .init();
+}
+
+/// The most verbose the logs get, whatever level is asked for: at `TRACE` the AWS SDK logs whole
+/// request and response bodies, and those carry connections' tags (emails, display names). Logs
+/// carry ids only, so `TRACE` logs what `DEBUG` does.
+pub const MAX_LOG_LEVEL: LevelFilter = LevelFilter::DEBUG;
+
+/// The functions' log subscriber, writing to `writer`: `level` is a level name (`INFO` when absent
+/// or not one), `directives` are `RUST_LOG`-style, both held to [`MAX_LOG_LEVEL`].
+pub fn log_subscriber<W>(
+    level: Option<&str>,
+    directives: Option<&str>,
+    json: bool,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let level = level
+        .and_then(|level| level.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .parse_lossy(directives.unwrap_or_default());
+    let layer = fmt::layer()
+        .with_target(false)
+        .without_time()
+        .with_writer(writer);
+    let layer = if json {
+        layer.json().boxed()
+    } else {
+        layer.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(layer)
+        .with(filter)
+        .with(MAX_LOG_LEVEL)
 }
 
 /// How long the AWS SDK waits for a connection to AWS.

@@ -22,6 +22,7 @@ pub const ORGANIZATION_ID_CLAIM: &str = "ORGANIZATION_ID_CLAIM";
 pub const ORGANIZATION_ACCESS: &str = "ORGANIZATION_ACCESS";
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const NANGO_ENVIRONMENT: &str = "NANGO_ENVIRONMENT";
+pub const TOMBSTONE_RETENTION_DAYS: &str = "TOMBSTONE_RETENTION_DAYS";
 
 const DEFAULT_NANGO_HOST: &str = "https://api.nango.dev";
 
@@ -222,12 +223,36 @@ impl WebhookConfig {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub table: String,
+    /// How long a tombstone is kept after its deletion (DynamoDB's time to live then removes it).
+    pub tombstone_retention: Duration,
 }
+
+/// The bounds of `TOMBSTONE_RETENTION_DAYS` (the template's `TombstoneRetentionDays` says the
+/// same). At least a day: a tombstone is what refuses a late webhook for a deleted connection.
+pub const TOMBSTONE_RETENTION_DAYS_RANGE: std::ops::RangeInclusive<u64> = 1..=3650;
+const DEFAULT_TOMBSTONE_RETENTION_DAYS: u64 = 30;
+const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
 
 impl StoreConfig {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        let days = match optional(source, TOMBSTONE_RETENTION_DAYS) {
+            None => DEFAULT_TOMBSTONE_RETENTION_DAYS,
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .filter(|days| TOMBSTONE_RETENTION_DAYS_RANGE.contains(days))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: TOMBSTONE_RETENTION_DAYS,
+                    reason: format!(
+                        "must be a whole number of days from {} to {}",
+                        TOMBSTONE_RETENTION_DAYS_RANGE.start(),
+                        TOMBSTONE_RETENTION_DAYS_RANGE.end()
+                    ),
+                })?,
+        };
         Ok(StoreConfig {
             table: required(source, CONNECTIONS_TABLE)?,
+            tombstone_retention: Duration::from_secs(days * SECONDS_PER_DAY),
         })
     }
 }
@@ -279,11 +304,16 @@ impl ClaimNames {
     }
 }
 
-/// The integrations a client may ask a session for. `None`: no restriction of ours.
+/// The integrations a client may ask a session for, and reconnect. `None`: no restriction of ours.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedIntegrations(pub Option<BTreeSet<IntegrationId>>);
 
 impl AllowedIntegrations {
+    /// Whether `id` may be offered or reconnected: always, when no list is set.
+    pub fn permits(&self, id: &IntegrationId) -> bool {
+        self.0.as_ref().is_none_or(|allowed| allowed.contains(id))
+    }
+
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let Some(value) = optional(source, NANGO_ALLOWED_INTEGRATIONS) else {
             return Ok(AllowedIntegrations(None));
@@ -387,6 +417,33 @@ mod tests {
             let err =
                 WebhookConfig::from_source(&[(NANGO_WEBHOOK_SIGNING_KEY, empty)]).unwrap_err();
             assert_eq!(err.variable(), NANGO_WEBHOOK_SIGNING_KEY);
+        }
+    }
+
+    #[test]
+    fn tombstone_retention_defaults_to_30_days_and_is_validated() {
+        let table = (CONNECTIONS_TABLE, "t");
+        let days = |n: u64| Duration::from_secs(n * 86_400);
+        assert_eq!(
+            StoreConfig::from_source(&[table])
+                .unwrap()
+                .tombstone_retention,
+            days(30)
+        );
+        assert_eq!(
+            crate::store::DEFAULT_TOMBSTONE_RETENTION,
+            days(30),
+            "the store's default is the configuration's"
+        );
+        for (value, expected) in [(" 7 ", 7), ("1", 1), ("3650", 3650), ("", 30)] {
+            let config =
+                StoreConfig::from_source(&[table, (TOMBSTONE_RETENTION_DAYS, value)]).unwrap();
+            assert_eq!(config.tombstone_retention, days(expected), "{value:?}");
+        }
+        for value in ["0", "3651", "-1", "1.5", "thirty", "30d"] {
+            let err =
+                StoreConfig::from_source(&[table, (TOMBSTONE_RETENTION_DAYS, value)]).unwrap_err();
+            assert_eq!(err.variable(), TOMBSTONE_RETENTION_DAYS, "{value:?}");
         }
     }
 

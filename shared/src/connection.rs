@@ -12,7 +12,9 @@
 //!   resurrected; a `deletion` for a connection never seen leaves a tombstone for the same reason.
 //!   The one exception is Nango's own listing: a tombstone that a listing read after it (and after
 //!   the listing's lag) still shows live comes back, as a connection first seen then, owned as
-//!   Nango's tags say (a wrong deletion undone: see [`crate::confirmation`]);
+//!   Nango's tags say (a wrong deletion undone: see [`crate::confirmation`]).
+//!   A tombstone keeps only id, integration, owner ids, status, version and dates: tags (emails,
+//!   display names), error and facts are dropped at deletion;
 //! - a webhook with empty or missing tags: keeps the owner and tags already known;
 //! - a webhook naming another owner than the one we know: the owner stays (see below);
 //! - a webhook naming the same connection id under another integration: not merged (ignored).
@@ -144,6 +146,29 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// What a deleted connection keeps: only what the lifecycle needs to refuse what comes after
+    /// (id, integration, owner ids, status, version, dates). Tags (emails, display names), the
+    /// error and the facts are dropped, since nobody may read them any more and a tombstone
+    /// outlives the connection (until its time to live, see the store).
+    fn into_tombstone(self, now: &str) -> Connection {
+        Connection {
+            id: self.id,
+            integration_id: self.integration_id,
+            provider: None,
+            auth_mode: None,
+            environment: None,
+            owner: self.owner,
+            tags: Tags::new(),
+            status: Status::Deleted,
+            error: None,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deleted_at: Some(now.to_owned()),
+            reconnected_at: None,
+            version: self.version,
+        }
+    }
+
     /// The tags to send with a reconnect: everything stored, with the owner ids as we know them
     /// (they may have been learned from the deprecated `endUser` object, and tags that name someone
     /// else must not be handed back to Nango). Nango replaces the connection's tags with these, so
@@ -301,10 +326,7 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
             next.error = Some(failure.clone());
             learn_tags(&mut next, event);
         }
-        Change::Deleted => {
-            next.status = Status::Deleted;
-            next.deleted_at = Some(now.to_owned());
-        }
+        Change::Deleted => next = next.into_tombstone(now),
         Change::Observed(observation) => {
             let newer_than_listing = current.is_some_and(|c| c.updated_at >= observation.as_of);
             if !newer_than_listing {
@@ -494,11 +516,53 @@ mod tests {
     }
 
     #[test]
+    fn a_tombstone_keeps_only_what_the_lifecycle_needs() {
+        let mut tags = owner_tags();
+        tags.insert("end_user_email", "alice@example.com");
+        tags.insert("end_user_display_name", "Alice Example");
+        tags.insert("organization_display_name", "Acme Org");
+        let connected = apply(None, &event(Change::Created, tags.clone()), T0).unwrap();
+        let reconnected = apply(Some(&connected), &event(failure(), tags.clone()), T1)
+            .and_then(|failed| apply(Some(&failed), &event(Change::Reconnected, tags), T1))
+            .unwrap();
+        assert!(reconnected.reconnected_at.is_some() && reconnected.provider.is_some());
+        let deleted = apply(Some(&reconnected), &event(Change::Deleted, Tags::new()), T2).unwrap();
+        assert_eq!(
+            deleted,
+            Connection {
+                id: reconnected.id.clone(),
+                integration_id: reconnected.integration_id.clone(),
+                provider: None,
+                auth_mode: None,
+                environment: None,
+                owner: reconnected.owner.clone(),
+                tags: Tags::new(),
+                status: Status::Deleted,
+                error: None,
+                created_at: T0.into(),
+                updated_at: T2.into(),
+                deleted_at: Some(T2.into()),
+                reconnected_at: None,
+                version: reconnected.version,
+            }
+        );
+        // A deletion of a failing connection drops its error too; one never seen keeps nothing
+        // of the deletion webhook but what it names.
+        let failed = apply(Some(&created()), &event(failure(), owner_tags()), T1).unwrap();
+        let deleted = apply(Some(&failed), &event(Change::Deleted, owner_tags()), T2).unwrap();
+        assert_eq!((deleted.error, deleted.tags), (None, Tags::new()));
+        let unseen = apply(None, &event(Change::Deleted, owner_tags()), T0).unwrap();
+        assert_eq!(unseen.tags, Tags::new());
+        assert_eq!((unseen.provider, unseen.environment), (None, None));
+    }
+
+    #[test]
     fn nothing_resurrects_a_deleted_connection() {
         let deleted = apply(Some(&created()), &event(Change::Deleted, Tags::new()), T1).unwrap();
         assert_eq!(deleted.status, Status::Deleted);
         assert_eq!(deleted.deleted_at.as_deref(), Some(T1));
         assert_eq!(deleted.owner.end_user_id.as_deref(), Some("user-42"));
+        assert_eq!(deleted.tags, Tags::new(), "tags are not kept");
         for change in [
             Change::Created,
             Change::Authorized,

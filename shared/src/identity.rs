@@ -93,12 +93,27 @@ owner_id_type!(
     OrganizationId
 );
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Identity {
     pub end_user_id: EndUserId,
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub organization_id: Option<OrganizationId>,
+}
+
+/// Ids only: whether there is an email or a display name, never what it is (a `Debug` can reach a
+/// log line).
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted =
+            |value: &Option<String>| value.as_ref().map(|_| crate::nango::tags::Redacted);
+        f.debug_struct("Identity")
+            .field("end_user_id", &self.end_user_id)
+            .field("email", &redacted(&self.email))
+            .field("display_name", &redacted(&self.display_name))
+            .field("organization_id", &self.organization_id)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,6 +200,30 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn debug_names_ids_only() {
+        let identity = Identity::from_claims(
+            &claims(&[
+                ("sub", "user-42"),
+                ("email", "alice@example.com"),
+                ("name", "Alice Example"),
+                ("org_id", "org-7"),
+            ]),
+            &ClaimNames::default(),
+        )
+        .unwrap();
+        let debug = format!("{identity:?}");
+        assert!(
+            debug.contains("user-42") && debug.contains("org-7"),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("alice@") && !debug.contains("Alice"),
+            "{debug}"
+        );
+        assert!(debug.contains("email: Some(<redacted>)"), "{debug}");
     }
 
     #[test]

@@ -23,12 +23,21 @@
 //! | `reconnectedAt`    | S?   | when a completed reconnect last brought it back from `error`   |
 //! | `version`          | N    | bumped on every write; guards read-modify-write                |
 //! | `absenceCheckedAt` | S?   | reconciliation's note: when Nango last confirmed it has this connection although its listing missed it (outside the lifecycle) |
+//! | `expiresAt`        | N?   | tombstones only: epoch seconds, `deletedAt` + the retention; the table's TTL attribute |
+//!
+//! A tombstone (`status = deleted`) keeps only id, integration, owner ids, status, version and
+//! dates (see [`connection`]), and expires: DynamoDB's time to live removes it some time after
+//! `expiresAt` (within days, not at once), so every read here treats an expired item as gone —
+//! [`get`](ConnectionStore::get), the listing, [`scan_all`](ConnectionStore::scan_all) and the item
+//! a failed conditional put hands back. A write over an expired item is still conditioned on its
+//! `version`, and continues it, so the item's versions only grow.
 //!
 //! Writes are [`connection::apply`] → conditional put on `version`, retried on conflict, so
 //! concurrent deliveries of webhooks for one connection never lose an update; see
 //! [`ConnectionStore::record`] for why most take a single round trip.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -37,6 +46,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::config::StoreConfig;
 use crate::connection::{self, AuthEvent, Connection, Failure, Owner, Status};
 use crate::identity::{EndUserId, OrganizationId};
 use crate::nango::{ConnectionId, IntegrationId, Tags};
@@ -47,6 +57,10 @@ mod memory;
 pub use listing::{Cursor, DEFAULT_PAGE_SIZE, InvalidCursor, MAX_PAGE_SIZE, Owners, Page};
 
 pub const BY_END_USER_INDEX: &str = "byEndUser";
+/// The table's time-to-live attribute (`infra/dynamodb/connections-table-ttl.json`, template.yaml).
+pub const EXPIRES_AT: &str = "expiresAt";
+/// How long a tombstone is kept after the deletion, unless told otherwise.
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 pub const BY_ORGANIZATION_INDEX: &str = "byOrganization";
 
 /// Concurrent writers for one connection are rare (Nango's retries, two webhook URLs); a handful
@@ -106,6 +120,39 @@ pub struct ConnectionStore {
     client: Client,
     table: String,
     memory: memory::Memory,
+    tombstone_retention: Duration,
+}
+
+/// What one key holds, as this store reads it.
+#[derive(Debug, Clone, Default)]
+struct Stored {
+    /// The connection, unless there is none or it is an expired tombstone.
+    live: Option<Connection>,
+    /// The stored item's version, expired or not: what the next write is conditioned on.
+    version: Option<u64>,
+}
+
+impl Stored {
+    fn known(live: Option<Connection>) -> Self {
+        Stored {
+            version: live.as_ref().map(|c| c.version),
+            live,
+        }
+    }
+
+    fn read(item: Option<&Item>, now: i64) -> Result<Self, StoreError> {
+        let Some(item) = item else {
+            return Ok(Stored::default());
+        };
+        let connection = from_item(item)?;
+        if is_expired(item, now) {
+            return Ok(Stored {
+                live: None,
+                version: Some(connection.version),
+            });
+        }
+        Ok(Stored::known(Some(connection)))
+    }
 }
 
 impl ConnectionStore {
@@ -114,14 +161,34 @@ impl ConnectionStore {
             client,
             table: table.into(),
             memory: memory::Memory::default(),
+            tombstone_retention: DEFAULT_TOMBSTONE_RETENTION,
         }
+    }
+
+    /// The store the functions that write use: table and tombstone retention from the
+    /// configuration.
+    pub fn from_config(client: Client, config: StoreConfig) -> Self {
+        ConnectionStore::new(client, config.table)
+            .with_tombstone_retention(config.tombstone_retention)
+    }
+
+    /// How long a tombstone is kept after its deletion before DynamoDB's time to live removes it
+    /// (default [`DEFAULT_TOMBSTONE_RETENTION`]).
+    pub fn with_tombstone_retention(mut self, retention: Duration) -> Self {
+        self.tombstone_retention = retention;
+        self
     }
 
     pub fn table(&self) -> &str {
         &self.table
     }
 
+    /// The connection stored under `id`; `None` when there is none, or only an expired tombstone.
     pub async fn get(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
+        Ok(self.read(id).await?.live)
+    }
+
+    async fn read(&self, id: &ConnectionId) -> Result<Stored, StoreError> {
         let output = self
             .client
             .get_item()
@@ -131,7 +198,7 @@ impl ConnectionStore {
             .send()
             .await
             .map_err(store_error)?;
-        output.item.as_ref().map(from_item).transpose()
+        Stored::read(output.item.as_ref(), epoch_now())
     }
 
     /// Applies an auth webhook's change, exactly once however often it is delivered.
@@ -155,29 +222,31 @@ impl ConnectionStore {
         event: &AuthEvent,
         read: Option<Option<Connection>>,
     ) -> Result<Recorded, StoreError> {
-        let (mut current, mut confirmed) = match read {
-            Some(state) => (state, true),
-            None => (self.memory.recall(&event.connection_id), false),
+        let (mut stored, mut confirmed) = match read {
+            Some(state) => (Stored::known(state), true),
+            None => (
+                Stored::known(self.memory.recall(&event.connection_id)),
+                false,
+            ),
         };
         for attempt in 0..MAX_WRITE_ATTEMPTS {
-            let Some(next) = connection::apply(current.as_ref(), event, &now()) else {
+            let current = stored.live.as_ref();
+            let Some(next) = connection::apply(current, event, &now()) else {
                 if confirmed {
-                    if let Some(current) = &current {
+                    if let Some(current) = current {
                         self.memory.remember(current);
                     }
                     return Ok(Recorded::Unchanged);
                 }
-                current = self.get(&event.connection_id).await?;
+                stored = self.read(&event.connection_id).await?;
                 confirmed = true;
                 continue;
             };
-            match self.put(next, current.as_ref().map(|c| c.version)).await {
+            match self.put(next, stored.version).await {
                 Ok(written) => {
                     // The write was conditioned on `current`, so it is what was stored: the
                     // disagreement is real whether `current` was read or remembered.
-                    if let Some((known, named)) =
-                        connection::owner_conflict(current.as_ref(), event)
-                    {
+                    if let Some((known, named)) = connection::owner_conflict(current, event) {
                         tracing::warn!(
                             connection_id = %event.connection_id,
                             owner = ?known,
@@ -189,14 +258,14 @@ impl ConnectionStore {
                     self.memory.remember(&written);
                     return Ok(Recorded::Written(status));
                 }
-                Err(PutError::Conflict(stored)) => {
+                Err(PutError::Conflict(now_stored)) => {
                     // Someone else wrote first (or our guess was stale): decide again on what is
                     // stored. Back off only if that keeps happening.
                     if attempt > 0 {
                         tokio::time::sleep(std::time::Duration::from_millis(10 * attempt as u64))
                             .await;
                     }
-                    current = stored.map(|stored| *stored);
+                    stored = *now_stored;
                     confirmed = true;
                 }
                 Err(PutError::Store(err)) => return Err(err),
@@ -215,7 +284,7 @@ impl ConnectionStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(&next)))
+            .set_item(Some(to_item(&next, self.tombstone_retention)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let request = match expected {
             None => request.condition_expression("attribute_not_exists(connectionId)"),
@@ -232,17 +301,13 @@ impl ConnectionStore {
         if let SdkError::ServiceError(service) = &err
             && let PutItemError::ConditionalCheckFailedException(failed) = service.err()
         {
-            let stored = failed
-                .item()
-                .map(from_item)
-                .transpose()
-                .map_err(PutError::Store)?;
-            return Err(PutError::Conflict(stored.map(Box::new)));
+            let stored = Stored::read(failed.item(), epoch_now()).map_err(PutError::Store)?;
+            return Err(PutError::Conflict(Box::new(stored)));
         }
         Err(PutError::Store(store_error(err)))
     }
 
-    /// Every stored connection (deleted ones included), read with a paginated, strongly
+    /// Every stored connection (deleted ones included, expired ones not), read with a paginated, strongly
     /// consistent Scan. For reconciliation only: it compares the whole table with Nango's whole
     /// listing, every few minutes, from one invocation, so reading the whole table is the job
     /// itself: a Scan reads it in 1 MB pages (thousands of items a request), where reading the same
@@ -260,8 +325,10 @@ impl ConnectionStore {
             .collect::<Result<_, _>>()
             .await
             .map_err(store_error)?;
+        let now = epoch_now();
         Ok(items
             .iter()
+            .filter(|item| !is_expired(item, now))
             .filter_map(|item| {
                 let connection = from_item(item)
                     .inspect_err(|err| tracing::error!(error = %err, "skipping a malformed item"))
@@ -314,8 +381,8 @@ pub struct Scanned {
 }
 
 enum PutError {
-    /// The condition failed; the item as it is stored, if there is one.
-    Conflict(Option<Box<Connection>>),
+    /// The condition failed; what is stored now.
+    Conflict(Box<Stored>),
     Store(StoreError),
 }
 
@@ -333,10 +400,34 @@ pub fn timestamp(at: OffsetDateTime) -> String {
         .expect("a UTC time always formats")
 }
 
+/// Now, in epoch seconds: the unit of [`EXPIRES_AT`].
+fn epoch_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Whether DynamoDB's time to live may remove `item` already: it has expired, even if it is still
+/// there (removal takes up to a few days).
+fn is_expired(item: &Item, now: i64) -> bool {
+    match item.get(EXPIRES_AT) {
+        Some(AttributeValue::N(n)) => n.parse::<i64>().is_ok_and(|at| at <= now),
+        _ => false,
+    }
+}
+
+/// When a tombstone deleted at `deleted_at` (as [`now`] writes it) expires, in epoch seconds.
+fn expires_at(deleted_at: &str, retention: Duration) -> i64 {
+    let deleted = OffsetDateTime::parse(deleted_at, &time::format_description::well_known::Rfc3339)
+        // Only this store writes the dates; should one not parse, the tombstone still expires.
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    deleted
+        .unix_timestamp()
+        .saturating_add(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// One stored item, as DynamoDB gives it (also the shape of a stream record's images).
 pub type Item = HashMap<String, AttributeValue>;
 
-fn to_item(connection: &Connection) -> Item {
+fn to_item(connection: &Connection, tombstone_retention: Duration) -> Item {
     let mut item = Item::new();
     let mut put = |name: &str, value: Option<&str>| {
         if let Some(value) = value {
@@ -383,6 +474,18 @@ fn to_item(connection: &Connection) -> Item {
         "version".to_owned(),
         AttributeValue::N(connection.version.to_string()),
     );
+    // Only a tombstone expires; a connection written live again (put replaces the whole item)
+    // loses the attribute.
+    if connection.status == Status::Deleted {
+        let deleted_at = connection
+            .deleted_at
+            .as_deref()
+            .unwrap_or(&connection.updated_at);
+        item.insert(
+            EXPIRES_AT.to_owned(),
+            AttributeValue::N(expires_at(deleted_at, tombstone_retention).to_string()),
+        );
+    }
     item
 }
 
@@ -478,12 +581,77 @@ mod tests {
             reconnected_at: Some("2026-11-26T10:00:01.000Z".into()),
             version: 3,
         };
-        let item = to_item(&connection);
+        let item = to_item(&connection, DEFAULT_TOMBSTONE_RETENTION);
+        assert!(!item.contains_key(EXPIRES_AT), "only tombstones expire");
         assert!(
             !item.contains_key("organizationId"),
             "absent owner keeps the item out of the index"
         );
         assert_eq!(from_item(&item).unwrap(), connection);
+    }
+
+    #[test]
+    fn a_tombstone_expires_its_retention_after_its_deletion() {
+        let mut tombstone = Connection {
+            id: ConnectionId::parse("c1").unwrap(),
+            integration_id: IntegrationId::parse("github").unwrap(),
+            provider: None,
+            auth_mode: None,
+            environment: None,
+            owner: Owner::default(),
+            tags: Tags::new(),
+            status: Status::Deleted,
+            error: None,
+            created_at: "2026-11-26T10:00:00.000Z".into(),
+            updated_at: "2026-11-26T10:00:01.000Z".into(),
+            deleted_at: Some("2026-11-26T10:00:01.000Z".into()),
+            reconnected_at: None,
+            version: 2,
+        };
+        // 2026-11-26T10:00:01Z is 1795687201 in epoch seconds.
+        let item = to_item(&tombstone, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            item.get(EXPIRES_AT),
+            Some(&AttributeValue::N((1_795_687_201 + 7 * 86_400).to_string()))
+        );
+        assert_eq!(
+            from_item(&item).unwrap(),
+            tombstone,
+            "the attribute is the store's"
+        );
+        tombstone.deleted_at = None;
+        assert_eq!(
+            to_item(&tombstone, DEFAULT_TOMBSTONE_RETENTION).get(EXPIRES_AT),
+            Some(&AttributeValue::N(
+                (1_795_687_201 + 30 * 86_400).to_string()
+            )),
+            "without deletedAt, from updatedAt; 30 days by default"
+        );
+    }
+
+    #[test]
+    fn an_item_is_expired_from_its_expiry_on_and_read_as_gone() {
+        let mut item = Item::from([(EXPIRES_AT.to_owned(), AttributeValue::N("100".into()))]);
+        assert!(!is_expired(&item, 99));
+        assert!(is_expired(&item, 100));
+        assert!(is_expired(&item, 101));
+        item.insert(EXPIRES_AT.to_owned(), AttributeValue::S("100".into()));
+        assert!(
+            !is_expired(&item, 101),
+            "DynamoDB's TTL ignores a non-number"
+        );
+        item.remove(EXPIRES_AT);
+        assert!(!is_expired(&item, i64::MAX));
+    }
+
+    #[test]
+    fn the_ttl_attribute_is_the_one_the_table_definition_enables() {
+        let ttl: serde_json::Value = serde_json::from_str(include_str!(
+            "../../infra/dynamodb/connections-table-ttl.json"
+        ))
+        .unwrap();
+        assert_eq!(ttl["TimeToLiveSpecification"]["AttributeName"], EXPIRES_AT);
+        assert_eq!(ttl["TimeToLiveSpecification"]["Enabled"], true);
     }
 
     #[test]
@@ -537,7 +705,7 @@ mod fuzz {
                     };
                     let now = format!("2026-11-26T10:00:{i:02}.000Z");
                     if let Some(next) = connection::apply(current.as_ref(), &event, &now) {
-                        let item = to_item(&next);
+                        let item = to_item(&next, DEFAULT_TOMBSTONE_RETENTION);
                         let bytes: usize = item.iter().map(|(k, v)| k.len() + size(v)).sum();
                         prop_assert!(bytes <= ITEM_BUDGET, "{bytes} bytes");
                         prop_assert_eq!(from_item(&item).ok(), Some(next.clone()));

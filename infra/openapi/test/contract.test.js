@@ -30,7 +30,7 @@ test('described answers pass', () => {
 test('undescribed answers are refused, saying why', () => {
   const cases = [
     [{ method: 'POST', to: '/sessions', status: 404, headers: json, body: error('connection_not_found') }, /describes no 404/],
-    [{ method: 'POST', to: '/sessions/reconnect', status: 400, headers: json, body: error('integration_not_allowed') }, /allowed values/],
+    [{ method: 'POST', to: '/sessions/reconnect', status: 400, headers: json, body: error('invalid_cursor') }, /allowed values/],
     [{ method: 'POST', to: '/sessions', status: 500, headers: json, body: error('storage_error') }, /message/],
     [{ method: 'GET', to: '/connections', status: 200, headers: json, body: { connections: [], total: 0 } }, /additional properties/],
     [{ method: 'GET', to: '/connections', status: 200, headers: json, body: { connections: [connection('active', { type: 't', description: 'd' })] } }, /connections\/0/],

@@ -120,12 +120,17 @@ pub fn event(old: Option<&Connection>, new: Option<&Connection>) -> Option<Event
         Lifecycle::Deleted => subject.deleted_at.as_deref().unwrap_or(&subject.updated_at),
         _ => &subject.updated_at,
     };
+    // A tombstone no longer keeps provider and environment (see `connection`): the connection as
+    // it was still says them.
+    let fact = |pick: fn(&Connection) -> Option<&str>| {
+        pick(subject).or_else(|| old.and_then(|old| pick(old)))
+    };
     let detail = Detail {
         schema_version: SCHEMA_VERSION,
         connection_id: subject.id.as_str(),
         integration_id: subject.integration_id.as_str(),
-        provider: subject.provider.as_deref(),
-        environment: subject.environment.as_deref(),
+        provider: fact(|c| c.provider.as_deref()),
+        environment: fact(|c| c.environment.as_deref()),
         owner: OwnerDetail {
             end_user_id: subject.owner.end_user_id.as_deref(),
             organization_id: subject.owner.organization_id.as_deref(),
@@ -324,10 +329,26 @@ mod tests {
     fn deletion_of_a_listable_connection_is_one_event() {
         let connected = write(None, Change::Created, owned(), T0);
         let deleted = write(Some(&connected), Change::Deleted, Tags::new(), T1);
+        assert_eq!(deleted.provider, None, "a tombstone keeps no facts");
         let deletion = event(Some(&connected), Some(&deleted)).unwrap();
         assert_eq!(deletion.detail_type, "connection.deleted");
-        assert_eq!(detail(&deletion)["changedAt"], T1);
-        assert_eq!(detail(&deletion)["owner"]["organizationId"], "org-7");
+        assert_eq!(
+            detail(&deletion),
+            serde_json::json!({
+                "schemaVersion": 1,
+                "connectionId": "conn-1",
+                "integrationId": "github",
+                // From the old image: as informative as before tombstones were trimmed.
+                "provider": "github",
+                "environment": "dev",
+                "owner": {"endUserId": "user-42", "organizationId": "org-7"},
+                "status": "deleted",
+                "previousStatus": "active",
+                "error": null,
+                "changedAt": T1,
+                "connectionVersion": 2,
+            })
+        );
         // The item removed outright (by an operator) says the same.
         let removed = event_for_removal(&connected);
         assert_eq!(removed.detail_type, "connection.deleted");

@@ -29,6 +29,9 @@ pub struct StreamEvent {
 pub struct StreamChange {
     pub old: Option<Connection>,
     pub new: Option<Connection>,
+    /// DynamoDB's time to live removed the item (an expired tombstone): housekeeping, not a change
+    /// anyone made, so it means nothing to the app.
+    pub expired: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,29 @@ struct StreamData {
 #[derive(Deserialize)]
 struct Record {
     dynamodb: StreamData,
+    /// Present only on removals by time to live.
+    #[serde(rename = "userIdentity", default)]
+    user_identity: Option<UserIdentity>,
+}
+
+/// Who made the change: DynamoDB Streams names only DynamoDB's own service, on a TTL removal.
+#[derive(Deserialize)]
+struct UserIdentity {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(rename = "principalId", default)]
+    principal_id: Option<String>,
+}
+
+/// How a removal by time to live is marked (AWS: "Time to Live and DynamoDB Streams").
+const TTL_IDENTITY_TYPE: &str = "Service";
+const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+impl UserIdentity {
+    fn is_time_to_live(&self) -> bool {
+        self.kind.as_deref() == Some(TTL_IDENTITY_TYPE)
+            && self.principal_id.as_deref() == Some(TTL_PRINCIPAL)
+    }
 }
 
 /// The record's sequence number: its `itemIdentifier` in a partial batch response. `None` when the
@@ -61,8 +87,10 @@ pub fn sequence_number(record: &Value) -> Option<&str> {
 
 /// The connection before and after the change the record describes.
 pub fn decode(record: &Value) -> Result<StreamChange, RecordError> {
-    let Record { dynamodb } =
-        Record::deserialize(record).map_err(|e| RecordError::Shape(e.to_string()))?;
+    let Record {
+        dynamodb,
+        user_identity,
+    } = Record::deserialize(record).map_err(|e| RecordError::Shape(e.to_string()))?;
     let connection = |image: &'static str, attributes: Option<HashMap<String, Value>>| {
         attributes
             .map(|attributes| {
@@ -77,9 +105,11 @@ pub fn decode(record: &Value) -> Result<StreamChange, RecordError> {
             })
             .transpose()
     };
+    let new = connection("new", dynamodb.new_image)?;
     Ok(StreamChange {
         old: connection("old", dynamodb.old_image)?,
-        new: connection("new", dynamodb.new_image)?,
+        expired: new.is_none() && user_identity.is_some_and(|who| who.is_time_to_live()),
+        new,
     })
 }
 
@@ -160,6 +190,8 @@ pub struct ItemFailure {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::connection::Status;
 
@@ -226,6 +258,35 @@ mod tests {
         let untyped = serde_json::json!({"connectionId": "conn-1"});
         assert!(decode(&record(None, Some(untyped))).is_err());
         assert!(decode(&serde_json::json!({"eventName": "INSERT"})).is_err());
+    }
+
+    /// A removal by time to live, as AWS documents it: `REMOVE`, the old image only, and
+    /// `userIdentity` naming DynamoDB itself.
+    fn ttl_removal(old: Value) -> Value {
+        let mut removal = record(Some(old), None);
+        removal["eventName"] = json!("REMOVE");
+        removal["userIdentity"] =
+            json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        removal
+    }
+
+    #[test]
+    fn a_removal_by_time_to_live_is_told_from_any_other_removal() {
+        let change = decode(&ttl_removal(image("deleted"))).unwrap();
+        assert!(change.expired && change.new.is_none());
+        assert_eq!(change.old.unwrap().status, Status::Deleted);
+        // Removed by someone (an operator's DeleteItem): no userIdentity.
+        let mut by_hand = record(Some(image("active")), None);
+        by_hand["eventName"] = json!("REMOVE");
+        assert!(!decode(&by_hand).unwrap().expired);
+        // Another principal, or a write that is not a removal, is not a TTL removal.
+        let mut other = ttl_removal(image("deleted"));
+        other["userIdentity"]["principalId"] = json!("someone.amazonaws.com");
+        assert!(!decode(&other).unwrap().expired);
+        let mut written = record(Some(image("active")), Some(image("error")));
+        written["userIdentity"] =
+            json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+        assert!(!decode(&written).unwrap().expired);
     }
 
     #[test]

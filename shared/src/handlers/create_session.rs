@@ -86,8 +86,8 @@ impl CreateSession {
     ) -> Result<Option<Vec<IntegrationId>>, ApiError> {
         let asked = asked.map(|ids| ids.into_iter().collect::<BTreeSet<_>>());
         match (asked, &self.allowed.0) {
-            (Some(asked), Some(allowed)) => {
-                if let Some(refused) = asked.iter().find(|id| !allowed.contains(*id)) {
+            (Some(asked), Some(_)) => {
+                if let Some(refused) = asked.iter().find(|id| !self.allowed.permits(id)) {
                     return Err(ApiError::IntegrationNotAllowed(refused.to_string()));
                 }
                 Ok(Some(asked.into_iter().collect()))

@@ -47,7 +47,7 @@ impl DeleteConnection {
     ) -> Result<Self, InitError> {
         Ok(DeleteConnection::new(
             NangoClient::new(&NangoConfig::from_source(source)?, tls)?,
-            ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
+            ConnectionStore::from_config(dynamodb, StoreConfig::from_source(source)?),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,
         ))

@@ -1,6 +1,9 @@
 //! The consumer of the connections table's stream: each record that is a real change becomes one
 //! lifecycle event, published in stream order.
 //!
+//! A removal by DynamoDB's time to live (an expired tombstone) publishes nothing: the deletion was
+//! published when it happened.
+//!
 //! Lambda's event source mapping hands over one shard's records, oldest first, and DynamoDB
 //! Streams keeps all records of one item in one shard, in order. The answer is a partial batch
 //! response naming the first record not done (one that cannot be decoded, or whose event the bus
@@ -43,6 +46,10 @@ impl PublishEvents {
         let mut undecodable = None;
         for record in &event.records {
             match stream::decode(record) {
+                // The time to live removing an expired tombstone: the deletion was published when
+                // it happened, and this is no news (nor is any other TTL removal: only tombstones
+                // carry an expiry).
+                Ok(change) if change.expired => {}
                 Ok(change) => {
                     if let Some(event) = lifecycle::event(change.old.as_ref(), change.new.as_ref())
                     {

@@ -46,7 +46,7 @@ impl ReconcileConnections {
         nango.timeouts = NANGO_TIMEOUTS;
         Ok(ReconcileConnections::new(Reconciler::new(
             NangoClient::new(&nango, tls)?,
-            ConnectionStore::new(dynamodb, StoreConfig::from_source(env)?.table),
+            ConnectionStore::from_config(dynamodb, StoreConfig::from_source(env)?),
             Settings::from_source(env)?,
         )))
     }

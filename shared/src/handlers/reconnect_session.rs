@@ -1,5 +1,6 @@
 //! `POST /sessions/reconnect`: a Connect session that re-authorizes one of the caller's
-//! connections, keeping its tags.
+//! connections, keeping its tags. A connection of an integration outside
+//! `NANGO_ALLOWED_INTEGRATIONS` is refused as a new session for it would be, before Nango is called.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -8,7 +9,7 @@ use serde::Deserialize;
 use super::SessionResponse;
 use crate::access::{self, Action, OrganizationAccess};
 use crate::bootstrap::InitError;
-use crate::config::{ClaimNames, NangoConfig, Source, StoreConfig};
+use crate::config::{AllowedIntegrations, ClaimNames, NangoConfig, Source, StoreConfig};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::nango::{ConnectionId, NangoClient};
@@ -26,6 +27,7 @@ pub struct ReconnectSession {
     store: ConnectionStore,
     claims: ClaimNames,
     policy: OrganizationAccess,
+    allowed: AllowedIntegrations,
 }
 
 impl ReconnectSession {
@@ -34,12 +36,14 @@ impl ReconnectSession {
         store: ConnectionStore,
         claims: ClaimNames,
         policy: OrganizationAccess,
+        allowed: AllowedIntegrations,
     ) -> Self {
         ReconnectSession {
             nango,
             store,
             claims,
             policy,
+            allowed,
         }
     }
 
@@ -53,6 +57,7 @@ impl ReconnectSession {
             ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,
+            AllowedIntegrations::from_source(source)?,
         ))
     }
 
@@ -73,6 +78,13 @@ impl ReconnectSession {
             .await?
             .ok_or(ApiError::ConnectionNotFound)?;
         access::authorize(self.policy, &identity, &connection, Action::Reconnect)?;
+        // After the access check, so that the answer says nothing of connections that are not the
+        // caller's (those are 404 whatever their integration).
+        if !self.allowed.permits(&connection.integration_id) {
+            return Err(ApiError::IntegrationNotAllowed(
+                connection.integration_id.to_string(),
+            ));
+        }
         let session = self
             .nango
             .reconnect_session(

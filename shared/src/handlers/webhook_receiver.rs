@@ -125,7 +125,7 @@ impl WebhookReceiver {
         let nango = NangoClient::new(&NangoConfig::from_source(env)?.for_webhooks(), tls)?;
         Ok(WebhookReceiver::new(
             signing_keys,
-            ConnectionStore::new(dynamodb, StoreConfig::from_source(env)?.table),
+            ConnectionStore::from_config(dynamodb, StoreConfig::from_source(env)?),
             EventPublisher::new(eventbridge, EventsConfig::from_source(env)?.bus_name),
             Confirmer::new(nango),
         )

@@ -21,9 +21,36 @@ pub const MAX_VALUE_UNITS: usize = 255;
 /// The tags that say who owns a connection: kept first when tags must be cut to the limit.
 const OWNER_KEYS: [&str; 2] = [END_USER_ID, ORGANIZATION_ID];
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Tags(BTreeMap<String, String>);
+
+/// Every key, but only the owner ids' values: the others are emails, display names or whatever
+/// the app put there, and a `Debug` can reach a log line (through a `Connection`, an `AuthEvent`,
+/// a failed assertion). Logs carry ids only.
+impl std::fmt::Debug for Tags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(key, value)| {
+                let shown: &dyn std::fmt::Debug = if OWNER_KEYS.contains(&key.as_str()) {
+                    value
+                } else {
+                    &Redacted
+                };
+                (key, shown)
+            }))
+            .finish()
+    }
+}
+
+/// What a `Debug` shows in place of a value it must not.
+pub struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 impl Tags {
     pub fn new() -> Self {
@@ -202,6 +229,25 @@ mod tests {
         ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn debug_shows_keys_and_owner_ids_only() {
+        let tags: Tags = [
+            (END_USER_ID, "user-42"),
+            (ORGANIZATION_ID, "org-7"),
+            (END_USER_EMAIL, "alice@example.com"),
+            (END_USER_DISPLAY_NAME, "Alice Example"),
+            ("organization_display_name", "Acme Org"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let debug = format!("{tags:?}");
+        assert_eq!(
+            debug,
+            r#"{"end_user_display_name": <redacted>, "end_user_email": <redacted>, "end_user_id": "user-42", "organization_display_name": <redacted>, "organization_id": "org-7"}"#
+        );
     }
 
     #[test]

@@ -211,6 +211,7 @@ impl ConnectionStore {
             ])
         });
         let mut live = Vec::with_capacity(want);
+        let now = super::epoch_now();
         loop {
             let mut query = self
                 .client
@@ -225,6 +226,9 @@ impl ConnectionStore {
                     ":deleted",
                     AttributeValue::S(Status::Deleted.as_str().to_owned()),
                 )
+                // Only tombstones carry it today; an expired item is gone whatever it says.
+                .expression_attribute_names("#expires", super::EXPIRES_AT)
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .scan_index_forward(false)
                 // Read a little past what is missing: tombstones are filtered after the limit.
                 .limit(i32::try_from((want - live.len()) * 2).unwrap_or(i32::MAX))
@@ -232,11 +236,13 @@ impl ConnectionStore {
             query = match stream.except_end_user {
                 Some(end_user) => query
                     .filter_expression(
-                        "#status <> :deleted AND (attribute_not_exists(#owner) OR #owner <> :owner)",
+                        "#status <> :deleted AND (attribute_not_exists(#expires) OR #expires > :now) AND (attribute_not_exists(#owner) OR #owner <> :owner)",
                     )
                     .expression_attribute_names("#owner", "endUserId")
                     .expression_attribute_values(":owner", AttributeValue::S(end_user.to_owned())),
-                None => query.filter_expression("#status <> :deleted"),
+                None => query.filter_expression(
+                    "#status <> :deleted AND (attribute_not_exists(#expires) OR #expires > :now)",
+                ),
             };
             let output = query.send().await.map_err(super::store_error)?;
             for item in output.items() {

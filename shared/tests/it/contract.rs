@@ -397,8 +397,8 @@ mod tests {
             // A code another route answers with that status.
             (
                 api("POST", "/sessions/reconnect"),
-                answer(400, &[], error("integration_not_allowed")),
-                "integration_not_allowed",
+                answer(400, &[], error("invalid_cursor")),
+                "invalid_cursor",
             ),
             // A field the schema does not name.
             (

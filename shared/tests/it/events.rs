@@ -470,3 +470,68 @@ async fn an_unsigned_sync_webhook_is_refused_and_not_published() {
     assert_eq!(answer(receiver.handle(request).await).status, 401);
     assert!(stack.bus.taken().is_empty());
 }
+
+/// A record of the table's real stream, made into a removal by DynamoDB's time to live as AWS
+/// delivers one: DynamoDB Local removes expired items on its own schedule and names no one, so the
+/// one field AWS adds is added here.
+fn as_ttl_removal(mut record: Value) -> Value {
+    assert_eq!(record["eventName"], "REMOVE");
+    record["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+    record
+}
+
+#[tokio::test]
+async fn removals_by_time_to_live_publish_nothing_and_other_removals_still_do() {
+    let stack = Stack::start().await;
+    // A connection, then its deletion: a tombstone, and then its removal.
+    assert_eq!(stack.deliver(&creation()).await.status, 200);
+    let id = nango_connect::nango::ConnectionId::parse(CONNECTION_ID).unwrap();
+    let connection = stack.store.get(&id).await.unwrap().unwrap();
+    let deletion = nango_connect::connection::AuthEvent::deletion_of(&connection);
+    stack.store.record(&deletion).await.unwrap();
+    let remove = |id: &str| {
+        dynamodb_json(
+            "DynamoDB_20120810.DeleteItem",
+            json!({"TableName": stack.table, "Key": {"connectionId": {"S": id}}}),
+        )
+    };
+    remove(CONNECTION_ID).await;
+    let mut records = stack.records(0).await;
+    assert_eq!(records.len(), 3, "INSERT, MODIFY, REMOVE");
+    let removal = records.pop().unwrap();
+    records.push(as_ttl_removal(removal));
+    assert_eq!(stack.publish(records).await, Vec::<String>::new());
+    assert_eq!(
+        stack.bus.types(),
+        ["connection.connected", "connection.deleted"],
+        "the deletion once, when it happened"
+    );
+    let deleted = stack.bus.taken()[1].detail();
+    assert_eq!(
+        (&deleted["provider"], &deleted["environment"]),
+        (&json!("exa"), &json!("dev")),
+        "from the connection as it was: the tombstone keeps neither"
+    );
+
+    // A listable connection removed outright: by an operator it is a deletion; by the time to
+    // live (which only tombstones should ever meet) it is still nothing.
+    let other = "b7d3e0f2-1c4a-4e8b-9a6d-5f2c8e1b3a90";
+    assert_eq!(
+        stack
+            .deliver(&creation().replace(CONNECTION_ID, other))
+            .await
+            .status,
+        200
+    );
+    remove(other).await;
+    let records = stack.records(3).await;
+    assert_eq!(records.len(), 2, "INSERT, REMOVE");
+    let removal = records[1].clone();
+    assert_eq!(
+        stack.publish(vec![as_ttl_removal(removal.clone())]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(stack.bus.types().len(), 2, "nothing published");
+    stack.publish(vec![removal]).await;
+    assert_eq!(stack.bus.types()[2], "connection.deleted");
+}

@@ -222,3 +222,65 @@ async fn storage_down_is_500() {
     assert_eq!(answer.status, 500);
     assert_eq!(answer.error_code(), "storage_error");
 }
+
+fn allowing(list: &str) -> nango_connect::config::AllowedIntegrations {
+    nango_connect::config::AllowedIntegrations::from_source(&[("NANGO_ALLOWED_INTEGRATIONS", list)])
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_of_an_integration_not_allowed_is_refused_before_nango_is_called() {
+    let nango = nango_that_must_not_be_called().await;
+    let store = store_with_connection(owner_tags()).await;
+    let handler = reconnect_session_allowing(
+        &nango.uri(),
+        store.clone(),
+        nango_connect::access::OrganizationAccess::Shared,
+        allowing("github, linear"),
+    );
+
+    let answer = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
+
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (400, "integration_not_allowed"),
+        "the same rule and answer as a new session for it: {}",
+        answer.body
+    );
+    assert_eq!(
+        answer.body["error"]["message"],
+        "Integration 'exa-peer' is not allowed."
+    );
+    // Someone else's connection stays a plain 404, whatever its integration.
+    let theirs = answer_of(&handler, reconnect_as("mallory", None)).await;
+    assert_eq!(
+        (theirs.status, theirs.error_code()),
+        (404, "connection_not_found")
+    );
+    assert!(nango.received_requests().await.unwrap().is_empty());
+}
+
+async fn answer_of(
+    handler: &Checked<nango_connect::handlers::reconnect_session::ReconnectSession>,
+    request: lambda_http::Request,
+) -> Answer {
+    answer(handler.handle(request).await)
+}
+
+#[tokio::test]
+async fn a_connection_of_an_allowed_integration_is_reconnected() {
+    let nango = MockServer::start().await;
+    Mock::given(path("/connect/sessions/reconnect"))
+        .respond_with(session_created())
+        .expect(1)
+        .mount(&nango)
+        .await;
+    let handler = reconnect_session_allowing(
+        &nango.uri(),
+        store_with_connection(owner_tags()).await,
+        nango_connect::access::OrganizationAccess::Shared,
+        allowing("github,exa-peer"),
+    );
+    let answer = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+}

@@ -35,6 +35,7 @@ pub const GET_CONNECTIONS: &str = include_str!("../fixtures/apigw-v2-get-connect
 pub const DELETE_CONNECTION: &str = include_str!("../fixtures/apigw-v2-delete-connection.json");
 pub const WEBHOOK: &str = include_str!("../fixtures/function-url-webhook.json");
 const TABLE_DEFINITION: &str = include_str!("../../../infra/dynamodb/connections-table.json");
+const TABLE_TTL: &str = include_str!("../../../infra/dynamodb/connections-table-ttl.json");
 
 /// Where `scripts/test` started DynamoDB Local. Integration tests need it: they fail, never skip.
 pub fn dynamodb_endpoint() -> String {
@@ -71,8 +72,8 @@ pub fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
     dynamodb_client("http://127.0.0.1:1")
 }
 
-/// A new, empty table made from `infra/dynamodb/connections-table.json`, so the tests prove the
-/// code and the table definition agree.
+/// A new, empty table made from `infra/dynamodb/connections-table.json`, with the time to live of
+/// `connections-table-ttl.json`, so the tests prove the code and the table definition agree.
 pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
@@ -84,6 +85,10 @@ pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
     definition["TableName"] = json!(name);
     // The definition is CreateTable's own JSON input, so it goes to DynamoDB as it is.
     dynamodb_json("DynamoDB_20120810.CreateTable", definition).await;
+    // CreateTable's input cannot carry a time to live: it is a call of its own, as in AWS.
+    let mut ttl: Value = serde_json::from_str(TABLE_TTL).expect("TTL JSON");
+    ttl["TableName"] = json!(name);
+    dynamodb_json("DynamoDB_20120810.UpdateTimeToLive", ttl).await;
     (dynamodb_client(&dynamodb_endpoint()), name)
 }
 
@@ -175,11 +180,21 @@ pub fn reconnect_session_under(
     store: ConnectionStore,
     policy: OrganizationAccess,
 ) -> Checked<ReconnectSession> {
+    reconnect_session_allowing(nango_host, store, policy, AllowedIntegrations::default())
+}
+
+pub fn reconnect_session_allowing(
+    nango_host: &str,
+    store: ConnectionStore,
+    policy: OrganizationAccess,
+    allowed: AllowedIntegrations,
+) -> Checked<ReconnectSession> {
     Checked(ReconnectSession::new(
         nango_client(nango_host, fast_timeouts()),
         store,
         ClaimNames::default(),
         policy,
+        allowed,
     ))
 }
 
