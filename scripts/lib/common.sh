@@ -110,6 +110,19 @@ ensure_python_tools() {
   "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli cfn-lint cargo-lambda
 }
 
+# Schemathesis (PyPI), the outside API tester scripts/schemathesis runs: an exact version, in a
+# virtual environment of its own named after it, so that changing the pin installs afresh and SAM
+# CLI's pinned dependencies (the venv above) never have to agree with Schemathesis's.
+SCHEMATHESIS_VERSION="4.32.5"
+SCHEMATHESIS_VENV="$CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION"
+ensure_schemathesis() {
+  [ -x "$SCHEMATHESIS_VENV/bin/st" ] && return 0
+  log "installing schemathesis==$SCHEMATHESIS_VERSION (PyPI) into $SCHEMATHESIS_VENV"
+  rm -rf "$SCHEMATHESIS_VENV"
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 # npm_ci_if_stale DIR WHAT: the packages of DIR's package-lock.json, unless already installed.
 npm_ci_if_stale() {
   local dir="$1" what="$2"

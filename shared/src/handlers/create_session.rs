@@ -85,6 +85,11 @@ impl CreateSession {
         asked: Option<Vec<IntegrationId>>,
     ) -> Result<Option<Vec<IntegrationId>>, ApiError> {
         let asked = asked.map(|ids| ids.into_iter().collect::<BTreeSet<_>>());
+        // An id Nango could never have names no integration: refused here, without spending a
+        // call of the account's Nango rate limit on it.
+        if let Some(refused) = asked.iter().flatten().find(|id| !id.is_nango_key()) {
+            return Err(ApiError::IntegrationNotAllowed(refused.to_string()));
+        }
         match (asked, &self.allowed.0) {
             (Some(asked), Some(_)) => {
                 if let Some(refused) = asked.iter().find(|id| !self.allowed.permits(id)) {

@@ -83,6 +83,17 @@ identifier!(
     ConnectionId
 );
 
+impl IntegrationId {
+    /// Whether Nango could have an integration of this id: its own rule for provider config keys
+    /// (ASCII letters, digits, space and `~:.@_-`; openapi.yaml states it). `check_id` is wider
+    /// on purpose, since it also reads webhooks and listings, which Nango's rule already bounds.
+    pub fn is_nango_key(&self) -> bool {
+        self.0
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" ~:.@_-".contains(&b))
+    }
+}
+
 /// A Connect session token and where to use it. The token is a bearer credential for the
 /// Connect UI, so its `Debug` form hides it.
 #[derive(Clone, PartialEq, Eq)]
@@ -115,6 +126,16 @@ mod tests {
         assert!(ConnectionId::parse("a..b").is_ok());
         let parsed: Result<ConnectionId, _> = serde_json::from_str("\"\"");
         assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn only_ids_of_nangos_own_form_can_be_integrations() {
+        for key in ["github", "my-app:v2.0@team_x ~", "G1"] {
+            assert!(IntegrationId::parse(key).unwrap().is_nango_key(), "{key}");
+        }
+        for key in ["githüb", "a/b", "a+b", "\u{200b}github"] {
+            assert!(!IntegrationId::parse(key).unwrap().is_nango_key(), "{key}");
+        }
     }
 
     #[test]

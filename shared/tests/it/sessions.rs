@@ -133,6 +133,20 @@ async fn integration_outside_the_allowed_list_is_400_and_nango_is_not_called() {
 }
 
 #[tokio::test]
+async fn integration_id_nango_could_never_have_is_400_and_nango_is_not_called() {
+    let nango = nango_that_must_not_be_called().await;
+    for allowed in [None, Some("github")] {
+        let request = Event::from(POST_SESSIONS)
+            .body(r#"{"allowedIntegrations":["github","githüb"]}"#)
+            .request();
+        let answer = answer(create_session(&nango.uri(), allowed).handle(request).await);
+        assert_eq!(answer.status, 400, "{allowed:?}");
+        assert_eq!(answer.error_code(), "integration_not_allowed");
+        assert!(answer.body["error"]["nangoCode"].is_null());
+    }
+}
+
+#[tokio::test]
 async fn malformed_bodies_are_400_invalid_body() {
     let nango = nango_that_must_not_be_called().await;
     for body in [
