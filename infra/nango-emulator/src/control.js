@@ -225,6 +225,22 @@ function removeIntegration({ res, params }, ctx) {
     sendJson(res, 200, { integration: integration.id, connections: removed.map(truthRow) });
 }
 
+/**
+ * {"id": "<key>"}: a removed integration is created again with the same key, as in Nango's
+ * dashboard: a new, empty integration; the connections its removal deleted stay deleted.
+ */
+const restoreIntegration = control(({ res, body: raw }, ctx) => {
+    const body = objectBody(raw);
+    onlyKeys(body, ['id']);
+    const id = string(body, 'id');
+    if (id === undefined) throw new ControlError('id is required');
+    if (findIntegration(ctx.config, id)) throw new ControlError(`integration ${JSON.stringify(id)} exists`);
+    const configured = ctx.configuredIntegrations.find((i) => i.id === id);
+    if (!configured) throw new ControlError(`${JSON.stringify(id)} is not one of the configured integrations`);
+    ctx.config.integrations = ctx.configuredIntegrations.filter((i) => i === configured || ctx.config.integrations.includes(i));
+    sendJson(res, 201, { integration: id });
+});
+
 function listIntegrations({ res }, ctx) {
     sendJson(res, 200, { integrations: ctx.config.integrations.map(({ id, provider, authMode, displayName }) => ({ id, provider, authMode, displayName })) });
 }
@@ -514,6 +530,7 @@ export const controlRoutes = [
     { method: 'GET', path: '/_emulator/requests', handler: requestCounts },
     { method: 'DELETE', path: '/_emulator/requests', handler: clearRequestCounts },
     { method: 'GET', path: '/_emulator/integrations', handler: listIntegrations },
+    { method: 'POST', path: '/_emulator/integrations', handler: restoreIntegration },
     { method: 'DELETE', path: '/_emulator/integrations/:integrationId', handler: removeIntegration },
     { method: 'GET', path: '/_emulator/faults', handler: listFaults },
     { method: 'POST', path: '/_emulator/faults', handler: addFault },

@@ -37,6 +37,7 @@ export async function startEmulator({ port = DEFAULT_PORT, config = {}, log = ()
         webhooks,
         faults,
         requests,
+        configuredIntegrations: startupIntegrations,
         /** Restarts both generators, so a run that names its seed replays the same drops, delays and faults. */
         reseed: (seed) => {
             webhooks.random = seededRandom(webhookSeed(seed));

@@ -100,6 +100,30 @@ describe('DELETE /_emulator/integrations/{id}', () => {
         assert.deepEqual((await api.get('/_emulator/integrations')).body.integrations.map((i) => i.id), ['linear', 'exa', 'google']);
     });
 
+    test('POST /_emulator/integrations {"id"} creates a removed one again: usable, its old connections stay deleted', async () => {
+        const [old] = await createConnections(api, { integration: 'linear', webhook: false });
+        await api.del('/_emulator/integrations/linear');
+        const restored = await api.post('/_emulator/integrations', { id: 'linear' });
+        assert.equal(restored.status, 201, restored.text);
+        assert.deepEqual((await api.get('/_emulator/integrations')).body.integrations.map((i) => i.id), ['github', 'linear', 'exa', 'google']);
+        assert.deepEqual(await list('integrationId=linear&limit=10'), []);
+        const read = await api.get(`/connections/${old.connection_id}?provider_config_key=linear`, { token: SECRET_KEY });
+        assert.equal(read.status, 404, 'a known key again: the old connection is just not found');
+        const { res } = await authorize(api, { integration: 'linear' });
+        assert.equal(res.status, 200, res.text);
+
+        for (const [body, pattern] of [
+            [{ id: 'linear' }, /exists/],
+            [{ id: 'nope' }, /not one of the configured/],
+            [{}, /id is required/],
+            [{ id: 'linear', extra: 1 }, /unknown field/]
+        ]) {
+            const refused = await api.post('/_emulator/integrations', body);
+            assert.equal(refused.status, 400, JSON.stringify(body));
+            assert.match(refused.body.error.message, pattern);
+        }
+    });
+
     test('an unknown or already removed integration → 404; reset brings it back', async () => {
         assert.equal((await api.del('/_emulator/integrations/nope')).status, 404);
         assert.equal((await api.del('/_emulator/integrations/exa')).status, 200);
