@@ -167,7 +167,8 @@ test('an integration removed in Nango (its connections deleted without a webhook
 
     // Nango's listing no longer has them and the exact lookup finds nothing; a run may spread its
     // confirmations over its budget, so allow a few runs.
-    let summaries = [];
+    await control('DELETE', '/_emulator/requests');
+    const summaries = [];
     for (let i = 0; i < 3; i++) {
       const answer = await call(`${stack}/dev/reconcile`, { method: 'POST' });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
@@ -178,6 +179,11 @@ test('an integration removed in Nango (its connections deleted without a webhook
     const ids = (await listOf(owner)).map((c) => c.connectionId);
     assert.deepEqual(removed.filter((id) => ids.includes(id)), [], `still listed after ${summaries.length} runs: ${JSON.stringify(summaries)}`);
     assert.ok(ids.includes(kept), 'a connection of another integration stays');
+    // Absences are confirmed with the exact listing lookup, never GET /connections/{id} (which
+    // reads, and may refresh, credentials; for a removed integration it answers 400, never 404).
+    const { routes, connectionLookups } = await control('GET', '/_emulator/requests');
+    assert.equal(routes['GET /connections/:connectionId'], undefined, `Nango calls of the runs: ${JSON.stringify(routes)}`);
+    assert.ok(connectionLookups.requests >= removed.length, `exact lookups: ${JSON.stringify(connectionLookups)}`);
   } finally {
     // Created again (empty) so that later suites against this stack find the configuration they expect.
     await control('POST', '/_emulator/integrations', { id: 'linear' });
