@@ -3,6 +3,15 @@
 // no 2xx except the documented harmless ones, the store and Nango's truth unchanged, no 5xx, no
 // function process crashed or restarted, every answer one openapi.yaml describes.
 //
+// The campaign also sends correctly signed forged auth webhooks (creations, deletions, overrides,
+// refreshes naming real and made-up connection ids and owners): Nango signs whatever a provider
+// webhook it cannot match carries (shared/docs/nango-api.md §6), so a valid signature proves
+// nothing about who wrote the body. They are answered 200, and the store may change only as
+// trust allows: no owner changed, no live connection deleted or tombstoned, nothing new listable
+// for anyone; a forged creation may leave an orphan row (no owner, no tags, listed for nobody);
+// a forged override or refresh may change the status of the connection it names (reconciliation
+// corrects it from Nango's listing); every other byte stays.
+//
 //   STACK_URL          the gateway (http://127.0.0.1:3000)
 //   NANGO_HOST         the Nango emulator (http://127.0.0.1:3003); needs its /_emulator controls
 //   DYNAMODB_URL       the stack's DynamoDB Local (http://127.0.0.1:8000), scanned before and after
@@ -14,11 +23,10 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, generateKeyPairSync, createSign, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { checkStackAnswer } from './contract.js';
+import { isOrphan, scanTable } from './dynamodb.js';
 import { call, stack } from './http.js';
 
 const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
-const dynamodb = process.env.DYNAMODB_URL ?? 'http://127.0.0.1:8000';
-const table = process.env.CONNECTIONS_TABLE ?? 'nango-connections';
 const seed = Number(process.env.HOSTILE_SEED ?? randomInt(2 ** 31));
 const requests = Number(process.env.HOSTILE_REQUESTS ?? 1200);
 const emulatorConfig = JSON.parse(readFileSync(new URL('../nango-emulator/emulator.config.json', import.meta.url)));
@@ -63,28 +71,6 @@ const nestedObject = (depth) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
 async function mint(claims) {
   const answer = await call(`${stack}/dev/token`, { method: 'POST', body: claims });
   return answer.status === 200 ? answer.body.token : null;
-}
-
-// The whole table, item by item, in a stable order: DynamoDB Local checks no request signature.
-async function scanTable() {
-  const items = [];
-  let start;
-  do {
-    const response = await fetch(dynamodb, {
-      method: 'POST',
-      headers: {
-        'x-amz-target': 'DynamoDB_20120810.Scan',
-        'content-type': 'application/x-amz-json-1.0',
-        authorization: 'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0',
-      },
-      body: JSON.stringify({ TableName: table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }),
-    });
-    const page = await response.json();
-    assert.equal(response.status, 200, JSON.stringify(page));
-    items.push(...page.Items);
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items.map((item) => JSON.stringify(item, Object.keys(item).sort())).sort();
 }
 
 async function snapshot() {
@@ -198,7 +184,14 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
   if (droppedOrg) oddTokens.push({ kind: 'org_id', value: '(blank, dropped)', token: droppedOrg });
   console.log(`# /dev/token refused: ${refused.join(', ') || 'none'}`);
 
+  // Someone nobody knows, named as the owner in forged bodies: they must never list anything.
+  const ghost = { sub: `hostile-ghost-${run}`, org_id: `hostile-org-g-${run}` };
+  const ghostToken = await mint(ghost);
+  const listedIds = async (token) => (await call(`${stack}/connections?limit=100`, { token })).body.connections.map((c) => c.connectionId).sort();
+  const listings = async () => ({ victim: await listedIds(victimToken), attacker: await listedIds(attackerToken), ghost: await listedIds(ghostToken) });
+
   const before = await snapshot();
+  const listedBefore = await listings();
   const known = [...victimIds, ...attackerIds];
 
   // Webhook bodies: what a signature would cover. Harmless when signed: a duplicate (unchanged)
@@ -230,6 +223,32 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
       `{"type":"auth","connectionId":${'1'.repeat(50)}}`,
       `{"type":"auth","connectionId":"${known[0]}","operation":"deletion","success":"true","providerConfigKey":null}`,
     ]);
+  // Signed forged auth bodies, as Nango would forward them: any operation, a real or made-up
+  // connection id, any owner. The ids whose status a forgery may change are recorded.
+  const FORGED_PREFIX = `hostile-forged-${run}-`;
+  const statusMayChange = new Set();
+  const forgedAuth = () => {
+    const operation = rng.pick(['creation', 'creation', 'deletion', 'deletion', 'override', 'refresh']);
+    const connectionId = rng.pick([...known, ...known, `${FORGED_PREFIX}${rng.text(8)}`]);
+    const success = operation === 'deletion' ? true : rng.next() < 0.5;
+    const owner = rng.pick([attacker, victim, ghost, null]);
+    const tags = owner ? { end_user_id: owner.sub, organization_id: owner.org_id, end_user_email: `forged-${rng.text(4)}@example.com` } : rng.pick([undefined, {}]);
+    // A creation that failed, an override or a refresh: a status change the receiver may apply.
+    if (operation !== 'deletion' && !(operation === 'creation' && success)) statusMayChange.add(connectionId);
+    return JSON.stringify({
+      from: 'nango',
+      type: 'auth',
+      connectionId,
+      providerConfigKey: rng.pick(['github', 'github', 'github', 'linear']),
+      authMode: 'API_KEY',
+      provider: 'github',
+      environment: 'dev',
+      operation,
+      success,
+      ...(tags === undefined ? {} : { tags }),
+      ...(success ? {} : { error: { type: 'refresh_token_external_error', description: 'invalid_grant' } }),
+    });
+  };
   const webhookPath = () => rng.pick([WEBHOOK, WEBHOOK, `${WEBHOOK}/${rng.text(6)}`, `${WEBHOOK}/../nango`]);
   const webhookCase = (category, body, headers, expect, signed = false) => ({
     route: 'webhook', category, method: 'POST', path: webhookPath(), body, headers, expect, signed,
@@ -293,6 +312,14 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
     'weird JSON, signed': () => {
       const body = weird();
       return webhookCase('weird JSON, signed', body, { ...jsonType, 'x-nango-hmac-sha256': hmac(signingKey, body) }, [200, 400], true);
+    },
+    'signed forged auth': () => {
+      const body = forgedAuth();
+      return { ...webhookCase('signed forged auth', body, { ...jsonType, 'x-nango-hmac-sha256': hmac(signingKey, body) }, [200], true), forgery: true };
+    },
+    'signed forged auth, again': () => {
+      const body = forgedAuth();
+      return { ...webhookCase('signed forged auth', body, { ...jsonType, 'x-nango-hmac-sha256': hmac(signingKey, body) }, [200], true), forgery: true };
     },
     'signed replay': () => {
       const body = harmless();
@@ -442,7 +469,8 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
       // an empty list for a caller whose odd claims name nobody we know.
       const harmlessWebhook = request.signed && ['ignored', 'unchanged'].includes(body?.result);
       const emptyList = request.mayList && Array.isArray(body?.connections) && body.connections.length === 0;
-      if (!harmlessWebhook && !emptyList) {
+      // A signed forgery is acknowledged whatever it is; what it may change is checked in the store below.
+      if (!harmlessWebhook && !emptyList && !request.forgery) {
         accepted += 1;
         problems.push(`accepted: ${what}`);
       }
@@ -463,9 +491,11 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
 
   await settle();
   const after = await snapshot();
+  const listedAfter = await listings();
   const written =
     after.store.filter((item) => !before.store.includes(item)).length +
     before.store.filter((item) => !after.store.includes(item)).length;
+  const poisoned = poisonedRows(before.store, after.store, { forgedPrefix: FORGED_PREFIX, statusMayChange });
   const restarts = Object.entries(after.functions).reduce(
     (sum, [name, fn]) => sum + (fn.starts - before.functions[name].starts) + (fn.crashes - before.functions[name].crashes), 0);
 
@@ -481,14 +511,53 @@ test(`hostile input: ${requests} generated requests change nothing`, { timeout: 
   console.log(`# answers: ${statuses.join(', ')}`);
   console.log(
     `# hostile input: seed ${seed}, ${plan.length} requests in ${seconds.toFixed(1)} s (${Object.entries(byRoute).map(([r, n]) => `${r} ${n}`).join(', ')}); ` +
-      `accepted-bad: ${accepted}, written: ${written}, 5xx: ${fivexx}, restarts: ${restarts}, problems: ${problems.length}, transport retries: ${transportRetries}`,
+      `accepted-bad: ${accepted}, rows written: ${written} (forged ids whose status may change: ${statusMayChange.size}), poisoned: ${poisoned.length}, ` +
+      `5xx: ${fivexx}, restarts: ${restarts}, problems: ${problems.length}, transport retries: ${transportRetries}`,
   );
 
   assert.deepEqual(problems, [], problems.slice(0, 20).join('\n'));
   assert.equal(accepted, 0);
   assert.equal(fivexx, 0);
-  assert.deepEqual(after.store, before.store, 'the store changed');
+  assert.deepEqual(poisoned, [], `the store changed as no forgery may change it:\n${poisoned.slice(0, 20).join('\n')}`);
+  assert.deepEqual(listedAfter, listedBefore, 'what each user lists changed');
   assert.deepEqual(after.nango, before.nango, "Nango's connections changed");
   assert.deepEqual(after.functions, before.functions, 'a function process crashed or restarted');
   assert.ok(plan.length >= 1000 || process.env.HOSTILE_REQUESTS, 'at least 1,000 requests');
 });
+
+// What a signed forgery may change in a row it names (a status change, which reconciliation
+// corrects from Nango's listing): nothing else of a row may differ.
+const STATUS_ATTRIBUTES = ['status', 'errorType', 'errorDescription', 'updatedAt', 'version', 'reconnectedAt'];
+
+/**
+ * Every difference between two scans (canonical JSON items) that no forgery may cause, as lines:
+ * a row gone, an owner changed, a live row deleted or tombstoned, any other attribute changed (but
+ * the status of a row a forged override/refresh/failed creation named), or a new row that is not
+ * an orphan of a forged id (no `endUserId`, no `organizationId`, no tags).
+ */
+function poisonedRows(beforeItems, afterItems, { forgedPrefix, statusMayChange }) {
+  const byId = (items) => new Map(items.map((text) => JSON.parse(text)).map((item) => [item.connectionId.S, item]));
+  const beforeRows = byId(beforeItems);
+  const afterRows = byId(afterItems);
+  const without = (item, names) => JSON.stringify(Object.fromEntries(Object.entries(item).filter(([name]) => !names.includes(name))));
+  const problems = [];
+  for (const [id, was] of beforeRows) {
+    const now = afterRows.get(id);
+    if (!now) {
+      problems.push(`${id}: the row is gone`);
+      continue;
+    }
+    for (const owner of ['endUserId', 'organizationId']) {
+      if (JSON.stringify(now[owner]) !== JSON.stringify(was[owner])) problems.push(`${id}: ${owner} ${JSON.stringify(was[owner])} -> ${JSON.stringify(now[owner])}`);
+    }
+    if (was.status?.S !== 'deleted' && (now.status?.S === 'deleted' || now.deletedAt)) problems.push(`${id}: a live connection was deleted (status ${now.status?.S})`);
+    const mayChange = statusMayChange.has(id) ? STATUS_ATTRIBUTES : [];
+    if (without(now, mayChange) !== without(was, mayChange)) problems.push(`${id}: ${without(was, mayChange)} -> ${without(now, mayChange)}`);
+  }
+  for (const [id, now] of afterRows) {
+    if (beforeRows.has(id)) continue;
+    if (!id.startsWith(forgedPrefix)) problems.push(`${id}: a new row for an id no forgery named`);
+    else if (!isOrphan(now)) problems.push(`${id}: a forgery stored a row that is not an orphan (an owner or tags): ${JSON.stringify(now)}`);
+  }
+  return problems;
+}

@@ -3,6 +3,7 @@ import http from 'node:http';
 import { CONNECT_UI_HTML } from './connect-ui.js';
 import { controlRoutes } from './control.js';
 import { BodyError, answerPreflight, isJsonContentType, parseQuery, readBody, sendError, sendJson, setCorsHeaders } from './http.js';
+import { UNMATCHED } from './requests.js';
 import { publicRoutes } from './routes.js';
 
 // The request pipeline, in the order Nango's express app applies it to public routes:
@@ -123,12 +124,17 @@ export function createApp(ctx) {
             return res.end(CONNECT_UI_HTML);
         }
 
+        const isControl = pathname.startsWith('/_emulator/');
+        const found = match(isControl ? control : publicApi, req.method, pathname);
+        if (!isControl) {
+            const routeKey = found.route ? `${found.route.method} ${found.route.path}` : UNMATCHED;
+            ctx.requests.track(res, routeKey, { lookup: routeKey === 'GET /connections' && query.connectionId !== undefined });
+        }
+
         const parsed = await parseBody(req);
         if (parsed.error) return sendError(res, 400, 'invalid_json', { message: parsed.error });
         const { body } = parsed;
 
-        const isControl = pathname.startsWith('/_emulator/');
-        const found = match(isControl ? control : publicApi, req.method, pathname);
         if (!found.route) {
             return sendError(res, 404, 'not_found', {
                 message: found.pathMatched ? `${req.method} is not supported on ${pathname}` : `No route for ${req.method} ${pathname}`

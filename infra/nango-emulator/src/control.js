@@ -166,6 +166,85 @@ const setDelivery = control(({ res, body: raw }, ctx) => {
     sendJson(res, 200, ctx.webhooks.delivery);
 });
 
+/**
+ * What Nango does with a provider webhook it matches to no connection: it forwards the
+ * provider's body unwrapped (parsed, re-serialized compact with sorted keys), signed with the
+ * environment's key and sent with the headers of an auth webhook, to the environment's URLs
+ * (docs/nango-api.md §6). The body of this call is that provider body, any JSON value. It goes
+ * through the same delivery as every webhook (drop rules, duplicates, retries, stats). Answers
+ * once every delivery is final, with what each met; `?wait=false` answers 202 at once.
+ */
+async function forwardProviderBody({ req, res, query, body }, ctx) {
+    if (body === undefined) {
+        return sendError(res, 400, 'invalid_body', { message: 'the body must be JSON (Content-Type: application/json): the provider body to forward' });
+    }
+    if (query.wait !== undefined && query.wait !== 'true' && query.wait !== 'false') {
+        return sendError(res, 400, 'invalid_body', { message: 'wait must be true or false' });
+    }
+    const { deliveries, settled } = ctx.webhooks.dispatch(body, { forwarded: true });
+    if (query.wait === 'false') return sendJson(res, 202, forwardOutcome(deliveries));
+    await settled;
+    // The caller may have given up waiting (a retry wait is seconds long); then nobody listens.
+    if (!req.socket.destroyed) sendJson(res, 200, forwardOutcome(deliveries));
+}
+
+function forwardOutcome(deliveries) {
+    return {
+        body: deliveries[0]?.body ?? null,
+        delivered: deliveries.length > 0 && deliveries.every((d) => d.status === 'delivered'),
+        deliveries: deliveries.map(({ id, eventId, copy, url, status, droppedBy, attempts }) => ({ id, eventId, copy, url, status, droppedBy, attempts }))
+    };
+}
+
+// ---------- API request counts
+
+/** How many calls of Nango's API each route got since the start, the last reset or the last DELETE. */
+function requestCounts({ res }, ctx) {
+    sendJson(res, 200, ctx.requests.summary());
+}
+
+function clearRequestCounts({ res }, ctx) {
+    ctx.requests.clear();
+    sendEmpty(res, 204);
+}
+
+// ---------- integrations
+
+/**
+ * Removes an integration, as deleting it in Nango's dashboard does: its connections are
+ * soft-deleted without any webhook; the key is unknown from then on (GET /connections/{id} with it
+ * answers 400 unknown_provider_config, new sessions naming it 400 invalid_body, the API-key
+ * authorization 404 unknown_provider_config). POST /_emulator/reset brings it back.
+ */
+function removeIntegration({ res, params }, ctx) {
+    const integration = findIntegration(ctx.config, params.integrationId);
+    if (!integration) return sendError(res, 404, 'unknown_provider_config', { message: `no integration ${JSON.stringify(params.integrationId)}` });
+    ctx.config.integrations = ctx.config.integrations.filter((i) => i !== integration);
+    const removed = ctx.store.liveConnections().filter((c) => c.provider_config_key === integration.id);
+    for (const connection of removed) ctx.store.deleteConnection(connection);
+    sendJson(res, 200, { integration: integration.id, connections: removed.map(truthRow) });
+}
+
+/**
+ * {"id": "<key>"}: a removed integration is created again with the same key, as in Nango's
+ * dashboard: a new, empty integration; the connections its removal deleted stay deleted.
+ */
+const restoreIntegration = control(({ res, body: raw }, ctx) => {
+    const body = objectBody(raw);
+    onlyKeys(body, ['id']);
+    const id = string(body, 'id');
+    if (id === undefined) throw new ControlError('id is required');
+    if (findIntegration(ctx.config, id)) throw new ControlError(`integration ${JSON.stringify(id)} exists`);
+    const configured = ctx.configuredIntegrations.find((i) => i.id === id);
+    if (!configured) throw new ControlError(`${JSON.stringify(id)} is not one of the configured integrations`);
+    ctx.config.integrations = ctx.configuredIntegrations.filter((i) => i === configured || ctx.config.integrations.includes(i));
+    sendJson(res, 201, { integration: id });
+});
+
+function listIntegrations({ res }, ctx) {
+    sendJson(res, 200, { integrations: ctx.config.integrations.map(({ id, provider, authMode, displayName }) => ({ id, provider, authMode, displayName })) });
+}
+
 // ---------- API faults
 
 const ROUTE_KEYS = publicRoutes.map((route) => `${route.method} ${route.path}`);
@@ -447,6 +526,12 @@ export const controlRoutes = [
     { method: 'POST', path: '/_emulator/webhooks/drop', handler: setDropRule },
     { method: 'GET', path: '/_emulator/webhooks/delivery', handler: ({ res }, ctx) => sendJson(res, 200, ctx.webhooks.delivery) },
     { method: 'POST', path: '/_emulator/webhooks/delivery', handler: setDelivery },
+    { method: 'POST', path: '/_emulator/webhooks/forward', handler: forwardProviderBody },
+    { method: 'GET', path: '/_emulator/requests', handler: requestCounts },
+    { method: 'DELETE', path: '/_emulator/requests', handler: clearRequestCounts },
+    { method: 'GET', path: '/_emulator/integrations', handler: listIntegrations },
+    { method: 'POST', path: '/_emulator/integrations', handler: restoreIntegration },
+    { method: 'DELETE', path: '/_emulator/integrations/:integrationId', handler: removeIntegration },
     { method: 'GET', path: '/_emulator/faults', handler: listFaults },
     { method: 'POST', path: '/_emulator/faults', handler: addFault },
     { method: 'DELETE', path: '/_emulator/faults', handler: clearFaults },

@@ -6,6 +6,7 @@ import { createApp, withErrors } from './app.js';
 import { DEFAULT_CONFIG_PATH, DEFAULT_PORT, applyEnvOverrides, loadConfigFile, normalizeConfig, parseArgs, runtimeSettings } from './config.js';
 import { ApiFaults } from './faults.js';
 import { seededRandom } from './random.js';
+import { RequestCounts } from './requests.js';
 import { Store } from './store.js';
 import { WebhookSender, authWebhookBody } from './webhooks.js';
 
@@ -25,6 +26,9 @@ export async function startEmulator({ port = DEFAULT_PORT, config = {}, log = ()
     const store = new Store({ sessionTtlMs: settings.sessionTtlMs });
     const webhooks = new WebhookSender(settings, store.webhookLog, seededRandom(webhookSeed(settings.seed)));
     const faults = new ApiFaults(seededRandom(faultSeed(settings.seed)));
+    const requests = new RequestCounts();
+    // The configured integrations, for reset: DELETE /_emulator/integrations/{id} removes some.
+    const startupIntegrations = settings.integrations;
     let baseUrl = null;
 
     const ctx = {
@@ -32,6 +36,8 @@ export async function startEmulator({ port = DEFAULT_PORT, config = {}, log = ()
         store,
         webhooks,
         faults,
+        requests,
+        configuredIntegrations: startupIntegrations,
         /** Restarts both generators, so a run that names its seed replays the same drops, delays and faults. */
         reseed: (seed) => {
             webhooks.random = seededRandom(webhookSeed(seed));
@@ -43,6 +49,8 @@ export async function startEmulator({ port = DEFAULT_PORT, config = {}, log = ()
             webhooks.resetFaults(seededRandom(webhookSeed(settings.seed)));
             faults.reset(seededRandom(faultSeed(settings.seed)));
             Object.assign(settings, structuredClone(startupSettings));
+            settings.integrations = [...startupIntegrations];
+            requests.clear();
         },
         connectUiUrl: () => new URL(settings.publicUrl, `${baseUrl}/`).toString(),
         sendWebhook: (payload, webhookUrlOverride) => webhooks.send(payload, { webhookUrlOverride }),

@@ -168,7 +168,16 @@ export class WebhookSender {
      * URL and drops the others, as Nango's resolveWebhookSettings does. Each copy goes to the URLs
      * one after the other, as one Nango send does; copies are independent of each other.
      */
-    send(payload, { webhookUrlOverride } = {}) {
+    send(payload, options = {}) {
+        return this.dispatch(payload, options).deliveries;
+    }
+
+    /**
+     * As send(), and also returns `settled`: a promise that resolves once every copy reached a
+     * final status (delivered, failed, dropped or cancelled). `forwarded` marks a provider body
+     * forwarded as is (POST /_emulator/webhooks/forward), which may be any JSON value.
+     */
+    dispatch(payload, { webhookUrlOverride, forwarded = false } = {}) {
         const urls = webhookUrlOverride ? [webhookUrlOverride] : [...this.config.webhookUrls];
         const body = stableStringify(payload);
         const key = this.config.webhookSigningKey;
@@ -179,9 +188,12 @@ export class WebhookSender {
             'User-Agent': USER_AGENT
         };
         const eventId = randomUUID();
-        const dropRule = this.dropRules.take(payload, this.random);
+        // A forwarded body can be an array, a string or null: only an object has fields to match.
+        const fields = payload && typeof payload === 'object' && !Array.isArray(payload) ? payload : {};
+        const dropRule = this.dropRules.take(fields, this.random);
         const copies = dropRule ? 1 : 1 + this.delivery.duplicates;
         const all = [];
+        const sending = [];
         for (let copy = 0; copy < copies; copy++) {
             const delayMs = !dropRule && this.delivery.reorderWindowMs > 0 ? Math.floor(this.random() * (this.delivery.reorderWindowMs + 1)) : 0;
             const deliveries = urls.map((url) => {
@@ -190,10 +202,11 @@ export class WebhookSender {
                     eventId,
                     copy,
                     url,
-                    type: payload.type,
-                    operation: payload.operation,
-                    success: payload.success,
-                    connectionId: payload.connectionId,
+                    type: fields.type,
+                    operation: fields.operation,
+                    success: fields.success,
+                    connectionId: fields.connectionId,
+                    ...(forwarded ? { forwarded: true } : {}),
                     body,
                     headers,
                     attempts: [],
@@ -206,9 +219,9 @@ export class WebhookSender {
                 return delivery;
             });
             all.push(...deliveries);
-            if (!dropRule) void this.#deliverAll(deliveries, body, headers, delayMs);
+            if (!dropRule) sending.push(this.#deliverAll(deliveries, body, headers, delayMs));
         }
-        return all;
+        return { deliveries: all, settled: Promise.all(sending).then(() => all) };
     }
 
     async #deliverAll(deliveries, body, headers, delayMs) {

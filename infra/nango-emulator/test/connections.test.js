@@ -153,6 +153,26 @@ describe('GET /connections: rows and order', () => {
         assert.deepEqual(await ids('search=zzz&limit=10'), []);
     });
 
+    test('connectionId is an exact match (no prefix, case or wildcard match); integrationId narrows it; deleted ones are gone', async () => {
+        // The lookup a receiver uses to confirm a webhook: GET /connections?connectionId=&integrationId=&limit=.
+        const [exa] = await make({ integration: 'exa', connectionId: 'shared-id_1' });
+        const [github] = await make({ integration: 'github', connectionId: 'shared-id_1' });
+        await make({ integration: 'exa', connectionId: 'shared-id_10' });
+        await make({ integration: 'exa', connectionId: 'Shared-ID_1' });
+        assert.deepEqual(await ids('connectionId=shared-id_1&limit=10'), [github.connection_id, exa.connection_id], 'both integrations, newest first');
+        assert.deepEqual(await ids('connectionId=shared-id_1&integrationId=exa&limit=1'), ['shared-id_1']);
+        const [row] = (await list('connectionId=shared-id_1&integrationId=github&limit=1')).body.connections;
+        assert.equal(row.provider_config_key, 'github');
+        assert.deepEqual(await ids('connectionId=shared-id_1&integrationId=linear&limit=10'), []);
+        for (const near of ['shared-id', 'SHARED-ID_1', 'shared-id%', 'shared-id_%', 'shared%25', ' shared-id_1', 'hared-id_1']) {
+            assert.deepEqual(await ids(`connectionId=${encodeURIComponent(near)}&limit=10`), [], near);
+        }
+        assert.deepEqual(await ids('connectionId=shared-id_1'), [github.connection_id, exa.connection_id], 'limit may be left out');
+        assert.equal((await api.del('/connections/shared-id_1?provider_config_key=exa', { token: SECRET_KEY })).status, 200);
+        assert.deepEqual(await ids('connectionId=shared-id_1&integrationId=exa&limit=1'), [], 'deleted: not listed');
+        assert.deepEqual(await ids('connectionId=shared-id_1&limit=10'), [github.connection_id]);
+    });
+
     test('deleted connections are not listed', async () => {
         const [a, b] = await make({ integration: 'exa', count: 2 });
         await api.del(`/connections/${a.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
