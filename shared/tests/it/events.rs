@@ -535,3 +535,46 @@ async fn removals_by_time_to_live_publish_nothing_and_other_removals_still_do() 
     stack.publish(vec![removal]).await;
     assert_eq!(stack.bus.types()[2], "connection.deleted");
 }
+
+/// A bus that is not there, or not ours, fails every publication until someone fixes the stack: a
+/// retry cannot help, and a 5xx would count towards Nango's circuit breaker (5 non-2xx in 10 s drop
+/// every delivery, auth webhooks too, for 60 s). So: 200, and an error log line. Throttling stays a
+/// 503, which Nango retries.
+#[tokio::test]
+async fn a_missing_or_forbidden_bus_is_acknowledged_and_throttling_is_retried() {
+    let body = r#"{"from":"nango","syncName":"tickets","type":"sync"}"#;
+    for (code, status, expected) in [
+        (
+            "ResourceNotFoundException",
+            400,
+            json!({"result": "unpublishable"}),
+        ),
+        (
+            "AccessDeniedException",
+            400,
+            json!({"result": "unpublishable"}),
+        ),
+        (
+            "ThrottlingException",
+            400,
+            json!({"error": {"code": "event_bus_unavailable", "message": "The webhook could not be published; retry."}}),
+        ),
+    ] {
+        let bus = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(header("x-amz-target", "AWSEvents.PutEvents"))
+            .respond_with(
+                ResponseTemplate::new(status)
+                    .insert_header("x-amzn-errortype", code)
+                    .set_body_raw(
+                        json!({"__type": code, "message": "refused"}).to_string(),
+                        "application/x-amz-json-1.1",
+                    ),
+            )
+            .mount(&bus)
+            .await;
+        let receiver = webhook_receiver_with_bus(store().await, &bus.uri()).await;
+        let answer = deliver(&receiver, body).await;
+        assert_eq!(answer.body, expected, "{code}");
+    }
+}
