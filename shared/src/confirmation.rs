@@ -8,7 +8,7 @@
 //! | webhook            | asked                       | applied as                                        |
 //! |--------------------|-----------------------------|---------------------------------------------------|
 //! | `creation`         | does Nango list it?         | yes: with the owner and tags of Nango's row; no, or no answer: an *unconfirmed orphan* (no owner, no tags: listed for nobody, acted on by nobody) for reconciliation to decide |
-//! | `deletion`         | is it gone from the listing? | yes: deleted; still listed, or no answer: nothing written, reconciliation decides |
+//! | `deletion`         | is it gone from the listing? | yes: deleted (never an owner or tags from the body); still listed, or no answer: nothing written, reconciliation decides |
 //! | refresh / override | not asked                   | status and error as the webhook says; never an owner or tags |
 //!
 //! Nango's listing is read from a replica and can lag a few seconds behind a write, so an answer
@@ -126,6 +126,10 @@ impl Confirmer {
                 }
             }
             Change::Deleted => {
+                // A deletion keeps the owner already known; of a connection never seen, it leaves a
+                // tombstone that must not take an owner or tags from the body either.
+                event.owner = Owner::default();
+                event.tags = Tags::new();
                 let (_, confirmation) = self.ask(&event, false).await;
                 if confirmation != Confirmation::Confirmed {
                     tracing::warn!(

@@ -276,28 +276,22 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
         // not this connection, and must not be merged into it.
         Some(connection) if connection.integration_id != event.integration_id => return None,
         Some(connection) => connection.clone(),
-        None => Connection {
-            id: event.connection_id.clone(),
-            integration_id: event.integration_id.clone(),
-            provider: None,
-            auth_mode: None,
-            environment: None,
-            owner: Owner::default(),
-            tags: Tags::new(),
-            status: Status::Active,
-            error: None,
-            created_at: match &event.change {
+        None => {
+            let created_at = match &event.change {
                 Change::Observed(Observation {
                     created_at: Some(created_at),
                     ..
-                }) => created_at.clone(),
-                _ => now.to_owned(),
-            },
-            updated_at: now.to_owned(),
-            deleted_at: None,
-            reconnected_at: None,
-            version: 0,
-        },
+                }) => created_at,
+                _ => now,
+            };
+            first_seen(
+                &event.connection_id,
+                &event.integration_id,
+                created_at,
+                now,
+                0,
+            )
+        }
     };
     fill(&mut next.provider, &event.provider);
     fill(&mut next.auth_mode, &event.auth_mode);
@@ -354,9 +348,26 @@ pub fn apply(current: Option<&Connection>, event: &AuthEvent, now: &str) -> Opti
 /// What a tombstone passes on to the connection it becomes again: its identity, when we first
 /// heard of it, and its version (the store's write is conditioned on it).
 fn revived(tombstone: &Connection) -> Connection {
+    first_seen(
+        &tombstone.id,
+        &tombstone.integration_id,
+        &tombstone.created_at,
+        &tombstone.updated_at,
+        tombstone.version,
+    )
+}
+
+/// A connection about which nothing is known yet but its identity.
+fn first_seen(
+    id: &ConnectionId,
+    integration_id: &IntegrationId,
+    created_at: &str,
+    updated_at: &str,
+    version: u64,
+) -> Connection {
     Connection {
-        id: tombstone.id.clone(),
-        integration_id: tombstone.integration_id.clone(),
+        id: id.clone(),
+        integration_id: integration_id.clone(),
         provider: None,
         auth_mode: None,
         environment: None,
@@ -364,11 +375,11 @@ fn revived(tombstone: &Connection) -> Connection {
         tags: Tags::new(),
         status: Status::Active,
         error: None,
-        created_at: tombstone.created_at.clone(),
-        updated_at: tombstone.updated_at.clone(),
+        created_at: created_at.to_owned(),
+        updated_at: updated_at.to_owned(),
         deleted_at: None,
         reconnected_at: None,
-        version: tombstone.version,
+        version,
     }
 }
 

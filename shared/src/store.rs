@@ -57,11 +57,11 @@ mod memory;
 pub use listing::{Cursor, DEFAULT_PAGE_SIZE, InvalidCursor, MAX_PAGE_SIZE, Owners, Page};
 
 pub const BY_END_USER_INDEX: &str = "byEndUser";
+pub const BY_ORGANIZATION_INDEX: &str = "byOrganization";
 /// The table's time-to-live attribute (`infra/dynamodb/connections-table-ttl.json`, template.yaml).
 pub const EXPIRES_AT: &str = "expiresAt";
 /// How long a tombstone is kept after the deletion, unless told otherwise.
 pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-pub const BY_ORGANIZATION_INDEX: &str = "byOrganization";
 
 /// Concurrent writers for one connection are rare (Nango's retries, two webhook URLs); a handful
 /// of optimistic retries always settles them.

@@ -10,7 +10,6 @@ mod delete;
 mod dynamo_proxy;
 mod events;
 mod list;
-mod logs;
 mod reconcile;
 mod reconnect;
 mod sessions;

@@ -197,9 +197,8 @@ async fn a_webhook_too_big_to_store_whole_is_stored_bounded() {
     );
 }
 
-/// Secrets Manager, as far as `GetSecretValue` goes, answering with `signing_key`.
-async fn secrets_manager(signing_key: &str, expected_reads: u64) -> MockServer {
-    let server = MockServer::start().await;
+/// Secrets Manager's `GetSecretValue`, answering with `signing_key`.
+fn secret_holding(signing_key: &str) -> Mock {
     let secret = json!({"NANGO_SECRET_KEY": "unused", "NANGO_WEBHOOK_SIGNING_KEY": signing_key});
     Mock::given(method("POST"))
         .and(header("x-amz-target", "secretsmanager.GetSecretValue"))
@@ -212,6 +211,12 @@ async fn secrets_manager(signing_key: &str, expected_reads: u64) -> MockServer {
                     "SecretString": secret.to_string(),
                 })),
         )
+}
+
+/// Secrets Manager, as far as `GetSecretValue` goes, answering with `signing_key`.
+async fn secrets_manager(signing_key: &str, expected_reads: u64) -> MockServer {
+    let server = MockServer::start().await;
+    secret_holding(signing_key)
         .expect(expected_reads)
         .mount(&server)
         .await;
@@ -309,21 +314,7 @@ async fn a_rotation_under_a_flood_of_forgeries_loses_no_webhook() {
     let interval = Duration::from_millis(300);
     let nango_waits = [Duration::from_millis(180), Duration::from_millis(360)];
     let secrets = MockServer::start().await;
-    let serve_key = |key: &str| {
-        let secret = json!({"NANGO_SECRET_KEY": "unused", "NANGO_WEBHOOK_SIGNING_KEY": key});
-        Mock::given(method("POST"))
-            .and(header("x-amz-target", "secretsmanager.GetSecretValue"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .insert_header("content-type", "application/x-amz-json-1.1")
-                    .set_body_json(json!({
-                        "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nango-AbCdEf",
-                        "Name": "nango",
-                        "SecretString": secret.to_string(),
-                    })),
-            )
-    };
-    serve_key(SIGNING_KEY).mount(&secrets).await;
+    secret_holding(SIGNING_KEY).mount(&secrets).await;
     let keys = SigningKeys::reloading(vec![SIGNING_KEY.into()], secret_source(&secrets), interval);
     let nango = FakeNango::start().await;
     nango.add(CONNECTION_ID, "exa-peer", owner_tags());
@@ -356,7 +347,7 @@ async fn a_rotation_under_a_flood_of_forgeries_loses_no_webhook() {
     tokio::time::sleep(interval / 2).await;
     // The rotation: the secret now holds the new key.
     secrets.reset().await;
-    serve_key("rotated-key").mount(&secrets).await;
+    secret_holding("rotated-key").mount(&secrets).await;
 
     // Genuine webhooks signed with the new key, at different phases of the reload interval.
     let mut attempts_needed = Vec::new();

@@ -351,15 +351,7 @@ impl FakeNango {
     /// only the exact lookup finds it.
     pub fn add_hidden_from_listing(&self, connection_id: &str, integration_id: &str, tags: Value) {
         self.add(connection_id, integration_id, tags);
-        if let Some(row) = self
-            .live
-            .lock()
-            .unwrap()
-            .iter_mut()
-            .find(|row| row["connection_id"] == connection_id)
-        {
-            row["hidden_from_listing"] = json!(true);
-        }
+        self.mark(connection_id, "hidden_from_listing", json!(true));
     }
 
     /// Nango has it, but its replica shows it only from the `lookups + 1`th exact lookup on.
@@ -371,6 +363,11 @@ impl FakeNango {
         lookups: u64,
     ) {
         self.add(connection_id, integration_id, tags);
+        self.mark(connection_id, "lagging_lookups", json!(lookups + 1));
+    }
+
+    /// Sets a field of the row that only this fake reads (it never reaches an answer).
+    fn mark(&self, connection_id: &str, field: &str, value: Value) {
         if let Some(row) = self
             .live
             .lock()
@@ -378,7 +375,7 @@ impl FakeNango {
             .iter_mut()
             .find(|row| row["connection_id"] == connection_id)
         {
-            row["lagging_lookups"] = json!(lookups + 1);
+            row[field] = value;
         }
     }
 

@@ -341,3 +341,20 @@ async fn a_webhook_of_another_environment_writes_nothing() {
         json!({"result": "stored"})
     );
 }
+
+#[tokio::test]
+async fn a_forged_deletion_of_an_id_nango_never_had_leaves_a_tombstone_owned_by_nobody() {
+    let store = store().await;
+    let receiver = webhook_receiver(store.clone()).await;
+    receiver.nango.remove(CONNECTION_ID);
+    let forged = auth_webhook("deletion", true, Some(mallorys_tags()), None);
+    assert_eq!(
+        deliver(&receiver, &forged).await.body,
+        json!({"result": "stored"})
+    );
+    let tombstone = store.get(&connection_id()).await.unwrap().unwrap();
+    assert_eq!(tombstone.status, Status::Deleted);
+    assert_eq!(tombstone.owner.end_user_id, None);
+    assert_eq!(tombstone.owner.organization_id, None);
+    assert_eq!(tombstone.tags.iter().count(), 0);
+}
