@@ -81,9 +81,10 @@ PERMISSIONS = {
     PUBLISHER: [("dynamodb:DescribeStream", STREAM_ARN), ("dynamodb:GetRecords", STREAM_ARN),
                 ("dynamodb:GetShardIterator", STREAM_ARN), ("dynamodb:ListStreams", "*"),
                 (PUT_EVENTS, BUS_ARN), ("sqs:SendMessage", DLQ_ARN)],
-    # One Scan per run (shared/src/store.rs, scan_all), then the receiver's read and conditional write.
+    # One Scan per run (shared/src/store.rs, scan_all), then the receiver's read and conditional write,
+    # and the note of an absence check (mark_absence_checked).
     RECONCILER: [("dynamodb:Scan", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN),
-                 (GET_SECRET, SECRET_ARN)],
+                 ("dynamodb:UpdateItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
 }
 # IAM grants these only on "*" (they have no resource type).
 UNSCOPED_ACTIONS = {"dynamodb:ListStreams"}
@@ -462,6 +463,8 @@ def check_schedule(t):
     assert settings.get("ScheduleExpression") == {"Fn::Sub": "rate(${ReconcileIntervalMinutes} minutes)"}
     assert settings.get("State", "ENABLED") == "ENABLED"
     assert settings.get("RetryPolicy", {}).get("MaximumRetryAttempts") == 0, "a retried run competes with the next"
+    # A scheduled invocation is asynchronous: Lambda itself would retry a failed run twice.
+    assert props.get("EventInvokeConfig", {}).get("MaximumRetryAttempts") == 0, "Lambda's own retries too"
     parameter = t["Parameters"]["ReconcileIntervalMinutes"]
     assert parameter["Type"] == "Number"
     assert int(parameter["Default"]) == RECONCILE_DEFAULT_MINUTES
