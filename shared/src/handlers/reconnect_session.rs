@@ -12,7 +12,11 @@ use crate::bootstrap::InitError;
 use crate::config::{AllowedIntegrations, ClaimNames, NangoConfig, Source, StoreConfig};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
-use crate::nango::{ConnectionId, NangoClient};
+use crate::nango::{ConnectionId, NangoClient, NangoError};
+
+/// What Nango answers a reconnect naming a connection and integration it does not know (with
+/// "ConnectionID or IntegrationId does not exists"; shared/docs/nango-api.md §3).
+const UNKNOWN_PAIR_CODE: &str = "invalid_body";
 use crate::store::ConnectionStore;
 use crate::transport::Tls;
 
@@ -85,14 +89,37 @@ impl ReconnectSession {
                 connection.integration_id.to_string(),
             ));
         }
-        let session = self
+        let session = match self
             .nango
             .reconnect_session(
                 &connection.id,
                 &connection.integration_id,
                 &connection.reconnect_tags(),
             )
-            .await?;
+            .await
+        {
+            Ok(session) => session,
+            // Nango refuses a pair it does not know with a 400 about the body: the connection may
+            // have just been deleted (a delete racing this reconnect), or deleted behind our back.
+            // When its exact lookup confirms that, the caller is told what a deleted connection
+            // tells them; anything else stays Nango's refusal.
+            Err(err @ NangoError::Rejected { status: 400, .. })
+                if err.code() == Some(UNKNOWN_PAIR_CODE) =>
+            {
+                match self
+                    .nango
+                    .find_connection(&connection.id, &connection.integration_id)
+                    .await
+                {
+                    Ok(None) => {
+                        tracing::info!(connection_id = %connection.id, "reconnect of a connection Nango no longer has");
+                        return Err(ApiError::ConnectionNotFound);
+                    }
+                    _ => return Err(err.into()),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
         tracing::info!(connection_id = %connection.id, end_user_id = %identity.end_user_id, "reconnect session created");
         Ok(http::json(
             StatusCode::CREATED,

@@ -40,6 +40,14 @@ pub enum NangoError {
 }
 
 impl NangoError {
+    /// Nango's error code, when it refused the request.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            NangoError::Rejected { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
     /// Whether Nango refused because of `field` of our request (e.g. `allowed_integrations`).
     pub fn concerns(&self, field: &str) -> bool {
         match self {

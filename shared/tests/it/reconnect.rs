@@ -2,7 +2,7 @@
 
 use nango_connect::store::ConnectionStore;
 use serde_json::json;
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::*;
@@ -197,7 +197,7 @@ async fn no_identity_is_401() {
 }
 
 #[tokio::test]
-async fn connection_gone_from_nango_is_502_with_nangos_code() {
+async fn connection_gone_from_nango_is_404_and_any_other_refusal_502_with_nangos_code() {
     let nango = MockServer::start().await;
     Mock::given(path("/connect/sessions/reconnect"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
@@ -206,10 +206,36 @@ async fn connection_gone_from_nango_is_502_with_nangos_code() {
         }})))
         .mount(&nango)
         .await;
+    // Deleted in Nango (a delete racing this reconnect, say): its exact lookup finds nothing.
+    Mock::given(path("/connections"))
+        .and(query_param("connectionId", CONNECTION_ID))
+        .and(query_param("integrationId", "exa-peer"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connections": []})))
+        .up_to_n_times(1)
+        .mount(&nango)
+        .await;
     let handler = reconnect_session(&nango.uri(), store_with_connection(owner_tags()).await);
-    let answer = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
-    assert_eq!(answer.status, 502);
-    assert_eq!(answer.body["error"]["nangoCode"], "invalid_body");
+    let gone = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
+    assert_eq!(
+        (gone.status, gone.error_code()),
+        (404, "connection_not_found"),
+        "{}",
+        gone.body
+    );
+
+    // Nango still has it: the refusal is Nango's own, passed on.
+    Mock::given(path("/connections"))
+        .and(query_param("connectionId", CONNECTION_ID))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"connections": [
+                {"connection_id": CONNECTION_ID, "provider_config_key": "exa-peer"}
+            ]})),
+        )
+        .mount(&nango)
+        .await;
+    let refused = answer(handler.handle(reconnect_as("user-42", Some("org-7"))).await);
+    assert_eq!(refused.status, 502);
+    assert_eq!(refused.body["error"]["nangoCode"], "invalid_body");
 }
 
 #[tokio::test]
