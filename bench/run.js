@@ -1,4 +1,4 @@
-// The cold-start benchmark's driver (scripts/bench starts it; see README.md, "Performance").
+// The cold-start benchmark's driver (scripts/bench starts it; see docs/performance.md).
 //
 // Each function binary runs as its own process under the local gateway's Lambda Runtime API
 // emulator, against DynamoDB Local and the Nango emulator on loopback, with the events AWS would

@@ -7,7 +7,7 @@
 //
 //   STACK_URL   the gateway (http://127.0.0.1:3000)
 //   NANGO_HOST  the emulator (http://127.0.0.1:3003)
-//   CONFIRMATION_COST_CONNECTIONS  connections in the run (default 40: 120 webhooks); the README's
+//   CONFIRMATION_COST_CONNECTIONS  connections in the run (default 40: 120 webhooks); docs/api.md's
 //               figure is from 334 (1,002 webhooks)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -6,7 +6,7 @@
 //!
 //! Every function's `main` runs on tokio's current-thread scheduler: a Lambda sandbox handles one
 //! invocation at a time, so worker threads would only add their start to the cold start and a
-//! cross-thread wake-up to every read and write of every invocation (measured: README, Performance).
+//! cross-thread wake-up to every read and write of every invocation (measured: docs/performance.md).
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //!   Nango's body as the detail.
 //!
 //! The contract (source, detail-types, the detail schema and its version) is documented in the
-//! README, section "Events"; the names below are part of it and never change meaning.
+//! docs/events.md; the names below are part of it and never change meaning.
 
 pub mod lifecycle;
 pub mod nango_webhook;

@@ -9,7 +9,7 @@
 //! circuit breaker drops *every* delivery for 60 s after 5 non-2xx answers in 10 s (4xx included):
 //! a signed delivery we will never be able to use is acknowledged with 200 and logged once with
 //! its reason ([`Outcome`]); 5xx is kept for faults a retry can fix; 401 only for a signature that
-//! matches none of the keys as they are now. README, "What the receiver answers", has the table.
+//! matches none of the keys as they are now. docs/api.md, "What the receiver answers", has the table.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
