@@ -11,18 +11,10 @@
 //               figure is from 334 (1,002 webhooks)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, stack } from './http.js';
+import { call, control, emulated, stack, until } from './http.js';
 
-const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
-const emulator = (process.env.NANGO_EMULATOR ?? '1') === '1';
 const connections = Number(process.env.CONFIRMATION_COST_CONNECTIONS ?? 40);
 const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-
-async function control(method, path, body) {
-  const answer = await call(`${nangoHost}${path}`, { method, body });
-  assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body;
-}
 
 /** Every connection the owner lists, all pages. */
 async function listed(owner) {
@@ -38,16 +30,7 @@ async function listed(owner) {
   return all;
 }
 
-async function until(what, probe, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  assert.fail(`never: ${what}`);
-}
-
-test('each creation and deletion webhook costs one exact lookup, status changes none', { skip: !emulator && 'needs the Nango emulator' }, async () => {
+test('each creation and deletion webhook costs one exact lookup, status changes none', { skip: !emulated && 'needs the Nango emulator' }, async () => {
   const claims = { sub: `e2e-cost-${run}`, org_id: `e2e-cost-org-${run}` };
   const token = (await call(`${stack}/dev/token`, { method: 'POST', body: claims })).body.token;
   const owner = { token, tags: { end_user_id: claims.sub, organization_id: claims.org_id } };
@@ -57,11 +40,11 @@ test('each creation and deletion webhook costs one exact lookup, status changes 
     connections: [{ integration: 'github', tags: owner.tags, webhook: true, count: connections }],
   });
   const ids = created.connections.map((c) => c.connection_id);
-  await until(`${connections} connections listed`, async () => (await listed(owner)).length === connections);
+  await until(`${connections} connections listed`, async () => (await listed(owner)).length === connections, 60_000);
   for (const id of ids) await control('POST', `/_emulator/connections/${id}/refresh-failure`);
-  await until('every connection failing', async () => (await listed(owner)).every((c) => c.status === 'error'));
+  await until('every connection failing', async () => (await listed(owner)).every((c) => c.status === 'error'), 60_000);
   for (const id of ids) await control('DELETE', `/_emulator/connections/${id}?webhook=true`);
-  await until('no connection listed', async () => (await listed(owner)).length === 0);
+  await until('no connection listed', async () => (await listed(owner)).length === 0, 60_000);
 
   const counts = await control('GET', '/_emulator/requests');
   const webhooks = 3 * connections;

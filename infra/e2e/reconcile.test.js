@@ -7,16 +7,8 @@
 //   NANGO_HOST        the emulator (http://127.0.0.1:3003)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call, stack } from './http.js';
+import { call, control, emulated, stack, until } from './http.js';
 
-const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
-const emulator = (process.env.NANGO_EMULATOR ?? '1') === '1';
-
-async function control(method, path, body) {
-  const answer = await call(`${nangoHost}${path}`, { method, body });
-  assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body;
-}
 
 async function listed(token, connectionId) {
   const answer = await call(`${stack}/connections`, { token });
@@ -24,17 +16,7 @@ async function listed(token, connectionId) {
   return answer.body.connections.find((c) => c.connectionId === connectionId);
 }
 
-async function until(what, probe) {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`never: ${what}`);
-}
-
-test('a lost creation webhook: not listed, then listed after the reconcile command', { skip: !emulator && 'needs the Nango emulator' }, async () => {
+test('a lost creation webhook: not listed, then listed after the reconcile command', { skip: !emulated && 'needs the Nango emulator' }, async () => {
   const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const user = { sub: `e2e-reconcile-${run}`, org_id: `e2e-reconcile-org-${run}` };
   const { token } = (await call(`${stack}/dev/token`, { method: 'POST', body: user })).body;

@@ -12,18 +12,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isOrphan, scanTable, storedItem } from './dynamodb.js';
-import { call, stack } from './http.js';
+import { call, control, emulated, stack, until } from './http.js';
 
-const nangoHost = process.env.NANGO_HOST ?? 'http://127.0.0.1:3003';
-const emulator = (process.env.NANGO_EMULATOR ?? '1') === '1';
-const skip = !emulator && 'needs the Nango emulator';
+const skip = !emulated && 'needs the Nango emulator';
 const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-
-async function control(method, path, body) {
-  const answer = await call(`${nangoHost}${path}`, { method, body });
-  assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body;
-}
 
 /** A user of the app: their claims and a dev token. */
 async function user(name) {
@@ -40,16 +32,6 @@ async function listOf(who) {
 }
 
 const listedFor = async (who, connectionId) => (await listOf(who)).find((c) => c.connectionId === connectionId);
-
-async function until(what, probe, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`never: ${what}`);
-}
 
 /** A connection in Nango with the owner's tags and its real creation webhook, once the owner lists it. */
 async function ownedConnection(owner, integration = 'github') {

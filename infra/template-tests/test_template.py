@@ -172,6 +172,14 @@ def environment(t, name):
     return function(t, name).get("Environment", {}).get("Variables", {})
 
 
+def given_only_to(t, variable, parameter, functions):
+    """`variable` is the template parameter `parameter` in exactly `functions`, and absent elsewhere."""
+    for name in FUNCTIONS:
+        value = environment(t, name).get(variable)
+        expected = {"Ref": parameter} if name in functions else None
+        assert value == expected, f"{name}: {variable} is {value}, not {expected}"
+
+
 def grants(t, name):
     """Every (action, resource) pair the function's own policies allow, after checking their form."""
     props = function(t, name)
@@ -338,12 +346,7 @@ def check_tombstones_expire(t):
     assert int(parameter["Default"]) == 30
     # shared/src/config.rs: TOMBSTONE_RETENTION_DAYS_RANGE.
     assert (int(parameter["MinValue"]), int(parameter["MaxValue"])) == (1, 3650)
-    for name in FUNCTIONS:
-        value = environment(t, name).get("TOMBSTONE_RETENTION_DAYS")
-        if name in TOMBSTONE_WRITERS:
-            assert value == {"Ref": "TombstoneRetentionDays"}, f"{name}: TOMBSTONE_RETENTION_DAYS"
-        else:
-            assert value is None, f"{name} writes no tombstone"
+    given_only_to(t, "TOMBSTONE_RETENTION_DAYS", "TombstoneRetentionDays", TOMBSTONE_WRITERS)
 
 
 def check_allowed_integrations(t):
@@ -486,17 +489,19 @@ def check_nango_host(t):
         assert not pattern.fullmatch(host), f"accepts {host!r}, on which every cold start would fail"
 
 
+def check_nango_environment(t):
+    """Only the receiver applies auth webhooks, so only it is told which environment's to apply;
+    empty by default (any environment)."""
+    assert t["Parameters"]["NangoEnvironment"]["Default"] == ""
+    given_only_to(t, "NANGO_ENVIRONMENT", "NangoEnvironment", {RECEIVER})
+
+
 def check_organization_access(t):
     """The policy is a parameter of its three values, given to every function that applies it."""
     parameter = t["Parameters"]["OrganizationAccess"]
     assert parameter["AllowedValues"] == ORGANIZATION_ACCESS_VALUES
     assert parameter["Default"] == "shared"
-    for name in FUNCTIONS:
-        value = environment(t, name).get("ORGANIZATION_ACCESS")
-        if name in POLICY_READERS:
-            assert value == {"Ref": "OrganizationAccess"}, f"{name}: ORGANIZATION_ACCESS"
-        else:
-            assert value is None, f"{name} does not apply the policy"
+    given_only_to(t, "ORGANIZATION_ACCESS", "OrganizationAccess", POLICY_READERS)
 
 
 def check_throttling(t):
@@ -656,6 +661,10 @@ def test_reconciliation_runs_on_a_schedule(template):
 
 def test_nango_host_accepts_what_the_code_accepts(template):
     check_nango_host(template)
+
+
+def test_nango_environment_reaches_the_receiver_only(template):
+    check_nango_environment(template)
 
 
 def test_organization_access_reaches_the_functions_that_apply_it(template):
@@ -847,6 +856,9 @@ MUTATIONS = {
     "bare https": (check_nango_host, set_in(["Parameters", "NangoHost", "AllowedPattern"], "^https://.*$")),
     "public policy": (check_organization_access, set_in(["Parameters", "OrganizationAccess", "AllowedValues"],
                                                         ["shared", "visible", "private", "public"])),
+    "environment not given": (check_nango_environment, delete_in(
+        [R, RECEIVER, "Properties", "Environment", "Variables", "NANGO_ENVIRONMENT"])),
+    "environment fixed by default": (check_nango_environment, set_in(["Parameters", "NangoEnvironment", "Default"], "prod")),
     "policy not given": (check_organization_access, delete_in(
         [R, "ListConnectionsFunction", "Properties", "Environment", "Variables", "ORGANIZATION_ACCESS"])),
     "unthrottled sessions": (check_throttling, delete_in([R, "Api", "Properties", "RouteSettings", "POST /sessions"])),

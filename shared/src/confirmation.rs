@@ -83,11 +83,6 @@ impl Confirmer {
         self
     }
 
-    /// HTTP requests sent to Nango so far (retries included), for the rate limit and the figures.
-    pub fn requests_sent(&self) -> u64 {
-        self.nango.requests_sent()
-    }
-
     /// `event` as it may be applied: confirmed where it would set an owner or delete.
     pub async fn vet(&self, mut event: AuthEvent) -> Vetted {
         match event.change {
