@@ -22,6 +22,7 @@ use tracing_subscriber::fmt::{self, MakeWriter};
 use tracing_subscriber::prelude::*;
 
 use crate::config::{ConfigError, ProcessEnv, Source};
+use crate::metrics;
 use crate::transport::{self, Tls};
 
 /// Names a Secrets Manager secret holding the secret variables. Deployed, the Nango secret key and
@@ -217,26 +218,55 @@ pub struct ColdStart {
     pub env: Environment,
 }
 
-/// Everything a cold start needs before it builds its handler: logging, the TLS and AWS
-/// configurations and the environment (secrets included).
-pub async fn start() -> ColdStart {
+/// Everything a cold start needs before it builds its handler: logging, metrics (as `function`),
+/// the TLS and AWS configurations and the environment (secrets included).
+pub async fn start(function: &'static str) -> ColdStart {
     init_tracing();
+    metrics::init(function);
     let tls = Tls::new();
     let aws = or_exit(aws_config(&tls).await);
     let env = or_exit(Environment::load(&aws).await.map_err(InitError::from));
     ColdStart { tls, aws, env }
 }
 
-/// Serves invocations until the sandbox is shut down. Handlers answer every request themselves
-/// (errors included), so the runtime never sees an `Err`.
+/// Serves HTTP invocations until the sandbox is shut down. Handlers answer every request
+/// themselves (errors included), so the runtime never sees an `Err`. The invocation's metrics are
+/// written before its answer is returned: the sandbox may be frozen right after.
 pub async fn serve<F>(handle: impl Fn(Request) -> F) -> Result<(), lambda_http::Error>
 where
     F: Future<Output = Response<Body>> + Send,
 {
     lambda_http::run(service_fn(|request: Request| {
         let answer = handle(request);
-        async move { Ok::<_, lambda_http::Error>(answer.await) }
+        async move {
+            let answer = answer.await;
+            metrics::flush();
+            Ok::<_, lambda_http::Error>(answer)
+        }
     }))
+    .await
+}
+
+/// Serves invocations of a non-HTTP event (a stream batch, a schedule) until the sandbox is shut
+/// down, writing each one's metrics before it returns.
+pub async fn serve_events<E, R, F>(
+    handle: impl Fn(lambda_runtime::LambdaEvent<E>) -> F,
+) -> Result<(), lambda_runtime::Error>
+where
+    E: serde::de::DeserializeOwned + Send,
+    R: serde::Serialize,
+    F: Future<Output = Result<R, lambda_runtime::Error>> + Send,
+{
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<E>| {
+            let answer = handle(event);
+            async move {
+                let answer = answer.await;
+                metrics::flush();
+                answer
+            }
+        },
+    ))
     .await
 }
 

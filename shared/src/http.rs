@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::access::Denied;
 use crate::events::PublishError;
 use crate::identity::IdentityError;
+use crate::metrics::Metric;
 use crate::nango::NangoError;
 use crate::store::{InvalidCursor, StoreError};
 use crate::webhook::SignatureError;
@@ -82,10 +83,28 @@ struct ErrorBody<'a> {
     nango_code: Option<&'a str>,
 }
 
+/// Every `code` an API error answer can carry (`openapi.yaml` lists them too): the `Code`
+/// dimension of the `ApiErrors` metric.
+pub const API_ERROR_CODES: &[&str] = &[
+    "invalid_body",
+    "integration_not_allowed",
+    "unauthenticated",
+    "connection_not_found",
+    "invalid_limit",
+    "invalid_cursor",
+    "method_not_allowed",
+    "payload_too_large",
+    "nango_rejected",
+    "nango_invalid_response",
+    "nango_unavailable",
+    "nango_timeout",
+    "storage_error",
+];
+
 /// One error answer, before it becomes a response.
 struct Problem<'a> {
     status: StatusCode,
-    code: &'a str,
+    code: &'static str,
     message: String,
     nango_code: Option<&'a str>,
 }
@@ -101,6 +120,7 @@ impl ApiError {
     pub fn into_response(self) -> Response<Body> {
         let problem = self.problem();
         log(problem.status, &self);
+        Metric::ApiErrors.add_for(&[problem.code], 1);
         let mut response = problem.into_response();
         match &self {
             ApiError::MethodNotAllowed { allow } => {
@@ -211,6 +231,17 @@ impl ApiError {
 }
 
 impl WebhookError {
+    /// What became of the webhook, as the `Webhooks` metric counts it.
+    pub fn outcome(&self) -> &'static str {
+        use WebhookError::*;
+        match self {
+            Signature(SignatureError::KeysMayBeStale) => "signing_keys_stale",
+            Signature(_) => "signature_rejected",
+            MethodNotAllowed | PayloadTooLarge(_) => "refused",
+            Store(_) | Publish(_) => "failed",
+        }
+    }
+
     pub fn into_response(self) -> Response<Body> {
         use WebhookError::*;
         let (status, code, message) = match &self {
@@ -257,7 +288,7 @@ impl WebhookError {
 }
 
 impl<'a> Problem<'a> {
-    fn new(status: StatusCode, code: &'a str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Problem {
             status,
             code,

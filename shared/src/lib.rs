@@ -18,6 +18,7 @@ mod fuzzing;
 pub mod handlers;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod nango;
 pub mod reconcile;
 pub mod store;

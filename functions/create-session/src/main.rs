@@ -1,11 +1,11 @@
 //! `POST /sessions` — see `nango_connect::handlers::create_session`.
 
-use nango_connect::bootstrap;
 use nango_connect::handlers::create_session::CreateSession;
+use nango_connect::{bootstrap, metrics};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    let cold = bootstrap::start().await;
+    let cold = bootstrap::start(metrics::function::CREATE_SESSION).await;
     let handler = bootstrap::or_exit(CreateSession::from_env(&cold.env, &cold.tls));
     bootstrap::serve(|request| handler.handle(request)).await
 }

@@ -2,18 +2,18 @@
 //! `nango_connect::reconcile`. Any event is accepted (a scheduler event, `{}`); the answer is the
 //! run's summary.
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use nango_connect::bootstrap;
+use lambda_runtime::LambdaEvent;
 use nango_connect::handlers::reconcile_connections::ReconcileConnections;
+use nango_connect::{bootstrap, metrics};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let cold = bootstrap::start().await;
+    let cold = bootstrap::start(metrics::function::RECONCILE_CONNECTIONS).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&cold.aws);
     let handler = bootstrap::or_exit(ReconcileConnections::from_env(
         &cold.env, &cold.tls, dynamodb,
     ));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+    bootstrap::serve_events(|event: LambdaEvent<serde_json::Value>| {
         let handler = &handler;
         async move {
             handler
@@ -21,6 +21,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .await
                 .map_err(lambda_runtime::Error::from)
         }
-    }))
+    })
     .await
 }

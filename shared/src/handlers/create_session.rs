@@ -11,6 +11,7 @@ use crate::bootstrap::InitError;
 use crate::config::{AllowedIntegrations, ClaimNames, NangoConfig, Source};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
+use crate::metrics::Metric;
 use crate::nango::{IntegrationId, NangoClient, NangoError};
 use crate::transport::Tls;
 
@@ -72,6 +73,7 @@ impl CreateSession {
                 err => ApiError::Nango(err),
             })?;
         tracing::info!(end_user_id = %identity.end_user_id, "connect session created");
+        Metric::SessionsCreated.add(1);
         Ok(http::json(
             StatusCode::CREATED,
             &SessionResponse::from(session),

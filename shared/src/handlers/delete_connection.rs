@@ -14,6 +14,7 @@ use crate::config::{ClaimNames, NangoConfig, Source, StoreConfig};
 use crate::connection::AuthEvent;
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
+use crate::metrics::Metric;
 use crate::nango::{ConnectionId, NangoClient};
 use crate::store::ConnectionStore;
 use crate::transport::Tls;
@@ -55,7 +56,10 @@ impl DeleteConnection {
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
         match self.delete(request).await {
-            Ok(()) => http::no_content(),
+            Ok(()) => {
+                Metric::ConnectionsDeleted.add(1);
+                http::no_content()
+            }
             Err(err) => err.into_response(),
         }
     }

@@ -11,6 +11,7 @@ use crate::bootstrap::InitError;
 use crate::config::{ClaimNames, Source, StoreConfig};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
+use crate::metrics::Metric;
 use crate::store::{
     ConnectionStore, Cursor, DEFAULT_PAGE_SIZE, InvalidCursor, MAX_PAGE_SIZE, Owners,
 };
@@ -94,6 +95,7 @@ impl ListConnections {
                 .collect(),
             next_cursor: page.next.map(|cursor| cursor.encode()),
         };
+        Metric::ConnectionPagesListed.add(1);
         Ok(http::json(StatusCode::OK, &body))
     }
 }

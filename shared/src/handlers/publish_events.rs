@@ -17,6 +17,7 @@ use crate::bootstrap::InitError;
 use crate::config::{EventsConfig, Source};
 use crate::events::stream::{self, BatchResponse, ItemFailure, StreamEvent};
 use crate::events::{Event, EventPublisher, lifecycle};
+use crate::metrics::Metric;
 
 pub struct PublishEvents {
     publisher: EventPublisher,
@@ -89,6 +90,9 @@ impl PublishEvents {
             events = published.published,
             "stream batch"
         );
+        Metric::EventsPublished.add(published.published as u64);
+        Metric::EventsFailed.add((events.len() - published.published) as u64);
+        Metric::StreamRecordsUnreadable.add(u64::from(undecodable.is_some()));
         match failed {
             None => BatchResponse::default(),
             Some(record) => BatchResponse {

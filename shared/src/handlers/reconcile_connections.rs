@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::bootstrap::{Environment, InitError};
 use crate::config::{NangoConfig, NangoTimeouts, StoreConfig};
+use crate::metrics::Metric;
 use crate::nango::NangoClient;
 use crate::reconcile::{ReconcileError, Reconciler, Settings, Summary};
 use crate::store::ConnectionStore;
@@ -55,14 +56,42 @@ impl ReconcileConnections {
     pub async fn handle(&self, deadline_ms: u64) -> Result<Summary, ReconcileError> {
         let result = self.reconciler.run(run_deadline(deadline_ms)).await;
         match &result {
-            Ok(summary) => tracing::info!(
-                summary = %serde_json::to_string(summary).unwrap_or_default(),
-                "reconciliation run"
-            ),
-            Err(err) => tracing::error!(error = %err, "reconciliation run failed"),
+            Ok(summary) => {
+                tracing::info!(
+                    summary = %serde_json::to_string(summary).unwrap_or_default(),
+                    "reconciliation run"
+                );
+                count(summary);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "reconciliation run failed");
+                Metric::ReconcileRuns.add_for(&["failed"], 1);
+            }
         }
         result
     }
+}
+
+/// A run's metrics, from its summary.
+fn count(summary: &Summary) {
+    let result = if summary.complete {
+        "complete"
+    } else {
+        "incomplete"
+    };
+    Metric::ReconcileRuns.add_for(&[result], 1);
+    Metric::ReconcileRowsSeen.add(summary.seen);
+    Metric::ReconcileStoredNew.add(summary.stored_new);
+    Metric::ReconcileChanged.add(summary.changed);
+    Metric::ReconcileDeleted.add(summary.marked_deleted);
+    Metric::ReconcileRestored.add(summary.restored);
+    Metric::ReconcileDrift
+        .add(summary.stored_new + summary.changed + summary.marked_deleted + summary.restored);
+    Metric::ReconcileConfirmations.add(summary.confirmed_present + summary.marked_deleted);
+    Metric::ReconcileConfirmationsDeferred.add(summary.confirmations_deferred);
+    Metric::ReconcileWriteFailures.add(summary.write_failures);
+    Metric::ReconcileNangoRequests.add(summary.nango_requests);
+    Metric::ReconcileDuration.observe(&[], Duration::from_millis(summary.duration_ms));
 }
 
 /// The invocation's deadline, less the finishing margin, as an [`Instant`]. A deadline in the

@@ -12,6 +12,7 @@ use crate::bootstrap::InitError;
 use crate::config::{AllowedIntegrations, ClaimNames, NangoConfig, Source, StoreConfig};
 use crate::http::{self, ApiError};
 use crate::identity::Identity;
+use crate::metrics::Metric;
 use crate::nango::{ConnectionId, NangoClient, NangoError};
 
 /// What Nango answers a reconnect naming a connection and integration it does not know (with
@@ -121,6 +122,7 @@ impl ReconnectSession {
             Err(err) => return Err(err.into()),
         };
         tracing::info!(connection_id = %connection.id, end_user_id = %identity.end_user_id, "reconnect session created");
+        Metric::ReconnectSessionsCreated.add(1);
         Ok(http::json(
             StatusCode::CREATED,
             &SessionResponse::from(session),

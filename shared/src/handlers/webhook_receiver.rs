@@ -22,6 +22,7 @@ use crate::connection::AuthEvent;
 use crate::events::EventPublisher;
 use crate::events::nango_webhook::{self, Fit};
 use crate::http::{self, WEBHOOK_BODY_LIMIT, WebhookError};
+use crate::metrics::Metric;
 use crate::nango::NangoClient;
 use crate::store::{ConnectionStore, Recorded};
 use crate::transport::Tls;
@@ -56,6 +57,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: &[Outcome] = &[
+        Outcome::Stored,
+        Outcome::Unchanged,
+        Outcome::NotConfirmed,
+        Outcome::Published,
+        Outcome::Logged,
+        Outcome::Ignored,
+        Outcome::OtherEnvironment,
+        Outcome::Unusable,
+        Outcome::Unstorable,
+        Outcome::Unpublishable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Stored => "stored",
@@ -134,13 +148,19 @@ impl WebhookReceiver {
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
         match self.receive(request).await {
-            Ok(outcome) => http::json(
-                StatusCode::OK,
-                &Acknowledgement {
-                    result: outcome.as_str(),
-                },
-            ),
-            Err(err) => err.into_response(),
+            Ok(outcome) => {
+                Metric::Webhooks.add_for(&[outcome.as_str()], 1);
+                http::json(
+                    StatusCode::OK,
+                    &Acknowledgement {
+                        result: outcome.as_str(),
+                    },
+                )
+            }
+            Err(err) => {
+                Metric::Webhooks.add_for(&[err.outcome()], 1);
+                err.into_response()
+            }
         }
     }
 
@@ -176,6 +196,7 @@ impl WebhookReceiver {
                 return Ok(Outcome::Unusable);
             }
         };
+        Metric::WebhookTypes.add_for(&[notice.kind()], 1);
         match notice {
             Notice::Connection(event) => self.connection_changed(event).await,
             Notice::FailedCreation(failed) => {
@@ -245,6 +266,7 @@ impl WebhookReceiver {
     async fn publish(&self, kind: &str, body: &[u8]) -> Result<Outcome, WebhookError> {
         let (event, fit) = nango_webhook::event(kind, body);
         if let Fit::Truncated { body_bytes } = fit {
+            Metric::WebhooksTruncated.add(1);
             tracing::warn!(
                 kind,
                 body_bytes,

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::{ConnectSession, ConnectionId, IntegrationId, Tags};
 use crate::config::{NangoConfig, NangoTimeouts};
+use crate::metrics::Metric;
 use crate::transport::Tls;
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +207,7 @@ impl NangoClient {
             allowed_integrations: allowed_integrations
                 .map(|ids| ids.iter().map(IntegrationId::as_str).collect()),
         };
-        let envelope: SessionEnvelope = self.post("/connect/sessions", &body).await?;
+        let envelope: SessionEnvelope = self.post(Operation::CreateSession, &body).await?;
         Ok(envelope.data.into())
     }
 
@@ -223,7 +224,7 @@ impl NangoClient {
             integration_id: integration_id.as_str(),
             tags,
         };
-        let envelope: SessionEnvelope = self.post("/connect/sessions/reconnect", &body).await?;
+        let envelope: SessionEnvelope = self.post(Operation::ReconnectSession, &body).await?;
         Ok(envelope.data.into())
     }
 
@@ -239,7 +240,9 @@ impl NangoClient {
         url.query_pairs_mut()
             .append_pair("provider_config_key", integration_id.as_str());
         let response = self
-            .send("DELETE /connections/{id}", || self.http.delete(url.clone()))
+            .send(Operation::DeleteConnection, || {
+                self.http.delete(url.clone())
+            })
             .await?;
         match read_json::<serde_json::Value>(response).await {
             Ok(_) => Ok(Deletion::Deleted),
@@ -263,7 +266,7 @@ impl NangoClient {
             .append_pair("limit", &limit.to_string())
             .append_pair("page", &page.to_string());
         let response = self
-            .send("GET /connections", || self.http.get(url.clone()))
+            .send(Operation::ListConnections, || self.http.get(url.clone()))
             .await?;
         let page: ConnectionsPage = read_json(response).await?;
         Ok(page.connections)
@@ -285,9 +288,7 @@ impl NangoClient {
             .append_pair("integrationId", integration_id.as_str())
             .append_pair("limit", &EXACT_LOOKUP_LIMIT.to_string());
         let response = self
-            .send("GET /connections?connectionId=", || {
-                self.http.get(url.clone())
-            })
+            .send(Operation::FindConnection, || self.http.get(url.clone()))
             .await?;
         let page: ConnectionsPage = read_json(response).await?;
         // The filter is exact, but only a row naming both ids is taken as proof.
@@ -311,11 +312,13 @@ impl NangoClient {
 
     async fn post<B: Serialize, R: DeserializeOwned>(
         &self,
-        path: &str,
+        operation: Operation,
         body: &B,
     ) -> Result<R, NangoError> {
-        let url = format!("{}{}", self.host, path);
-        let response = self.send(path, || self.http.post(&url).json(body)).await?;
+        let url = format!("{}{}", self.host, operation.path());
+        let response = self
+            .send(operation, || self.http.post(&url).json(body))
+            .await?;
         read_json(response).await
     }
 
@@ -324,20 +327,23 @@ impl NangoClient {
     /// overall budget. Answers the first response that is not worth retrying, whatever its status.
     async fn send(
         &self,
-        path: &str,
+        operation: Operation,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, NangoError> {
+        let path = operation.path();
         let deadline = Instant::now() + self.timeouts.budget;
         let mut backoff = self.timeouts.first_backoff;
         let mut attempt = 1;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             let sent = build()
                 .bearer_auth(self.secret_key.expose_secret())
                 .timeout(self.timeouts.attempt.min(remaining))
                 .send()
                 .await;
+            count(operation, &sent, started.elapsed());
             let retryable = match sent {
                 Ok(response) if is_retryable(response.status()) => {
                     let retry_after = retry_after(&response);
@@ -372,6 +378,68 @@ impl NangoClient {
             backoff *= 2;
             attempt += 1;
         }
+    }
+}
+
+/// What we ask of Nango: the `Operation` dimension of its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateSession,
+    ReconnectSession,
+    DeleteConnection,
+    ListConnections,
+    FindConnection,
+}
+
+impl Operation {
+    pub const ALL: &[Operation] = &[
+        Operation::CreateSession,
+        Operation::ReconnectSession,
+        Operation::DeleteConnection,
+        Operation::ListConnections,
+        Operation::FindConnection,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::CreateSession => "create_session",
+            Operation::ReconnectSession => "reconnect_session",
+            Operation::DeleteConnection => "delete_connection",
+            Operation::ListConnections => "list_connections",
+            Operation::FindConnection => "find_connection",
+        }
+    }
+
+    /// The route, as the logs name it.
+    fn path(self) -> &'static str {
+        match self {
+            Operation::CreateSession => "/connect/sessions",
+            Operation::ReconnectSession => "/connect/sessions/reconnect",
+            Operation::DeleteConnection => "DELETE /connections/{id}",
+            Operation::ListConnections => "GET /connections",
+            Operation::FindConnection => "GET /connections?connectionId=",
+        }
+    }
+}
+
+/// Every answer class a request to Nango can have: the `Answer` dimension.
+pub const ANSWERS: &[&str] = &["2xx", "4xx", "429", "5xx", "timeout", "network"];
+
+/// One request's metrics: its answer class and how long it took.
+fn count(operation: Operation, sent: &Result<reqwest::Response, reqwest::Error>, took: Duration) {
+    let answer = match sent {
+        Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => "429",
+        Ok(response) if response.status().is_server_error() => "5xx",
+        Ok(response) if response.status().is_success() => "2xx",
+        // 1xx and 3xx do not come from Nango's API (redirects are not followed): a refusal too.
+        Ok(_) => "4xx",
+        Err(err) if err.is_timeout() => "timeout",
+        Err(_) => "network",
+    };
+    Metric::NangoRequests.add_for(&[operation.as_str(), answer], 1);
+    Metric::NangoLatency.observe(&[operation.as_str()], took);
+    if !matches!(answer, "2xx" | "4xx") {
+        Metric::NangoUnavailable.add(1);
     }
 }
 

@@ -12,7 +12,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use client::{
-    Deletion, ListedConnection, ListedError, NangoClient, NangoError, NangoFieldError,
+    ANSWERS, Deletion, ListedConnection, ListedError, NangoClient, NangoError, NangoFieldError,
+    Operation,
 };
 pub use tags::Tags;
 

@@ -35,6 +35,24 @@ pub enum Notice {
     },
 }
 
+/// Nango's webhook types, and `other` for any type it adds later: a closed set, for metrics.
+pub const KINDS: &[&str] = &["auth", "sync", "forward", "async_action", "other"];
+
+impl Notice {
+    /// The webhook's type, one of [`KINDS`].
+    pub fn kind(&self) -> &'static str {
+        let kind = match self {
+            Notice::Connection(_) | Notice::FailedCreation(_) => return "auth",
+            Notice::Other { kind } | Notice::Ignored { kind, .. } => kind.as_str(),
+        };
+        KINDS
+            .iter()
+            .find(|known| **known == kind)
+            .copied()
+            .unwrap_or("other")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedCreation {
     pub connection_id: String,
