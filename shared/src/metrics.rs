@@ -387,45 +387,56 @@ pub fn init(function: &'static str) {
 /// after every invocation, and during a long one before a series holds too many values.
 pub fn flush() {
     PENDING_VALUES.store(0, Ordering::Relaxed);
-    if let Some(collector) = PROCESS.get()
-        && let Err(err) = collector.flush(std::io::stdout().lock())
-    {
+    let Some(collector) = PROCESS.get() else {
+        return;
+    };
+    let mut captured = CAPTURED.lock().unwrap_or_else(PoisonError::into_inner);
+    let written = match captured.as_mut() {
+        Some(lines) => collector.flush(lines),
+        None => collector.flush(std::io::stdout().lock()),
+    };
+    if let Err(err) = written {
         tracing::warn!(error = %err, "metrics could not be written");
     }
 }
 
-/// For tests: plays `function`'s process and keeps what it records, one capture at a time in
-/// the process (the recorder is global), until dropped. Tests that capture metrics run in a test
-/// binary of their own, so no other test records at the same time.
+/// For tests: plays `function`'s process and keeps the lines it would write, one capture at a
+/// time in the process (the recorder is global), until dropped. Tests that capture metrics run in
+/// a test binary of their own, so no other test records at the same time.
 pub struct Capture {
-    collector: &'static Collector,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 static CAPTURING: Mutex<()> = Mutex::new(());
+/// Where [`flush`] writes while a [`Capture`] runs.
+static CAPTURED: Mutex<Option<Vec<u8>>> = Mutex::new(None);
 
 impl Capture {
     pub fn start(function: &'static str) -> Self {
         let one_at_a_time = CAPTURING.lock().unwrap_or_else(PoisonError::into_inner);
         init(function);
-        let collector = *PROCESS.get().expect("initialised");
-        // Whatever an earlier capture left unread.
-        collector
-            .flush(std::io::sink())
-            .expect("a sink takes anything");
+        // Whatever an earlier capture left unread goes nowhere.
+        *CAPTURED.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
+        flush();
+        *CAPTURED.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
         Capture {
-            collector,
             _one_at_a_time: one_at_a_time,
         }
     }
 
-    /// The EMF lines a flush would write now (what they count starts again from zero).
+    /// Every line written since the capture started or was last read, the pending ones flushed
+    /// now, as a function writes them after an invocation.
     pub fn lines(&self) -> String {
-        let mut out = Vec::new();
-        self.collector
-            .flush(&mut out)
-            .expect("writing to memory cannot fail");
-        String::from_utf8(out).expect("serde_json writes UTF-8")
+        flush();
+        let mut captured = CAPTURED.lock().unwrap_or_else(PoisonError::into_inner);
+        let lines = captured.replace(Vec::new()).unwrap_or_default();
+        String::from_utf8(lines).expect("serde_json writes UTF-8")
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        *CAPTURED.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
