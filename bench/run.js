@@ -7,7 +7,7 @@
 //
 // Environment (scripts/bench sets it): FUNCTIONS_DIR (the x86_64 release binaries), ARM64_DIR
 // (optional: <dir>/<name>/bootstrap, as cargo-lambda writes them), AWS_ENDPOINT_URL_DYNAMODB,
-// CONNECTIONS_TABLE, NANGO_EMULATOR (the emulator's directory).
+// CONNECTIONS_TABLE, RATE_LIMIT_TABLE, NANGO_EMULATOR (the emulator's directory).
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -383,6 +383,16 @@ async function main() {
       NANGO_WEBHOOK_SIGNING_KEY: nango.signingKey,
       CONNECTIONS_TABLE: process.env.CONNECTIONS_TABLE,
       AWS_ENDPOINT_URL_DYNAMODB: process.env.AWS_ENDPOINT_URL_DYNAMODB,
+      // Every Nango-calling request takes from the caller's bucket, the organization's and the
+      // Nango budget, as deployed; the rates are high enough that one benchmark user is never
+      // refused, so every invoke measures the admitted path (one UpdateItem per idle bucket).
+      RATE_LIMIT_TABLE: process.env.RATE_LIMIT_TABLE,
+      USER_REQUESTS_PER_MINUTE: '100000',
+      USER_BURST: '1000',
+      ORGANIZATION_REQUESTS_PER_MINUTE: '100000',
+      ORGANIZATION_BURST: '1000',
+      NANGO_REQUESTS_PER_MINUTE: '100000',
+      NANGO_BURST: '1000',
       // The receiver needs a bus; auth webhooks never publish from it (their events come from the
       // table's stream), so nothing listens there.
       EVENT_BUS_NAME: 'bench',

@@ -19,6 +19,7 @@ from cfnlint.decode import cfn_yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = pathlib.Path(os.environ.get("TEMPLATE", ROOT / "template.yaml"))
 TABLE_DEFINITION = ROOT / "infra" / "dynamodb" / "connections-table.json"
+RATE_LIMIT_TABLE_DEFINITION = ROOT / "infra" / "dynamodb" / "rate-limit-table.json"
 TABLE_TTL = ROOT / "infra" / "dynamodb" / "connections-table-ttl.json"
 NANGO_HOST_CASES = json.loads((ROOT / "infra" / "template-tests" / "nango-host-cases.json").read_text())
 
@@ -32,6 +33,9 @@ def load_template(path):
 
 TABLE = "ConnectionsTable"
 TABLE_ARN = {"Fn::GetAtt": [TABLE, "Arn"]}
+RATE_LIMIT_TABLE = "RateLimitTable"
+RATE_LIMIT_TABLE_ARN = {"Fn::GetAtt": [RATE_LIMIT_TABLE, "Arn"]}
+TAKE_TOKEN = ("dynamodb:UpdateItem", RATE_LIMIT_TABLE_ARN)
 INDEX_ARNS = {name: {"Fn::Sub": f"${{{TABLE}.Arn}}/index/{name}"} for name in ("byEndUser", "byOrganization")}
 # The secret the stack creates, or the existing one named by a parameter.
 SECRET_ARN = {"Fn::If": ["CreateNangoSecret", {"Ref": "NangoSecret"}, {"Ref": "ExistingNangoSecretArn"}]}
@@ -69,14 +73,16 @@ ROUTES = {
 }
 # Exactly the (action, resource) pairs each function's code needs: shared/src/store.rs and bootstrap.rs.
 PERMISSIONS = {
-    "CreateSessionFunction": [(GET_SECRET, SECRET_ARN)],
-    "ReconnectSessionFunction": [("dynamodb:GetItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
+    # Every function that calls Nango takes tokens (shared/src/rate_limit.rs): its callers' shares
+    # and the one Nango budget.
+    "CreateSessionFunction": [(GET_SECRET, SECRET_ARN), TAKE_TOKEN],
+    "ReconnectSessionFunction": [("dynamodb:GetItem", TABLE_ARN), (GET_SECRET, SECRET_ARN), TAKE_TOKEN],
     "ListConnectionsFunction": [("dynamodb:Query", INDEX_ARNS["byEndUser"]),
                                 ("dynamodb:Query", INDEX_ARNS["byOrganization"])],
     "DeleteConnectionFunction": [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN),
-                                 (GET_SECRET, SECRET_ARN)],
+                                 (GET_SECRET, SECRET_ARN), TAKE_TOKEN],
     RECEIVER: [("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN), (GET_SECRET, SECRET_ARN),
-               (PUT_EVENTS, BUS_ARN)],
+               (PUT_EVENTS, BUS_ARN), TAKE_TOKEN],
     # What Lambda's event source mapping does with the function's role, and the function's PutEvents.
     PUBLISHER: [("dynamodb:DescribeStream", STREAM_ARN), ("dynamodb:GetRecords", STREAM_ARN),
                 ("dynamodb:GetShardIterator", STREAM_ARN), ("dynamodb:ListStreams", "*"),
@@ -84,13 +90,15 @@ PERMISSIONS = {
     # One Scan per run (shared/src/store.rs, scan_all), then the receiver's read and conditional write,
     # and the note of an absence check (mark_absence_checked).
     RECONCILER: [("dynamodb:Scan", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN),
-                 ("dynamodb:UpdateItem", TABLE_ARN), (GET_SECRET, SECRET_ARN)],
+                 ("dynamodb:UpdateItem", TABLE_ARN), (GET_SECRET, SECRET_ARN), TAKE_TOKEN],
 }
 # IAM grants these only on "*" (they have no resource type).
 UNSCOPED_ACTIONS = {"dynamodb:ListStreams"}
 NEEDS_SECRET = {name for name, grants in PERMISSIONS.items() if any(a == GET_SECRET for a, _ in grants)}
 NEEDS_TABLE = {name for name, grants in PERMISSIONS.items()
-               if any(a.startswith("dynamodb:") and a not in STREAM_ACTIONS for a, _ in grants)}
+               if any(a.startswith("dynamodb:") and a not in STREAM_ACTIONS and r != RATE_LIMIT_TABLE_ARN
+                      for a, r in grants)}
+NEEDS_BUCKETS = {name for name, grants in PERMISSIONS.items() if TAKE_TOKEN in grants}
 NEEDS_BUS = {name for name, grants in PERMISSIONS.items() if any(a == PUT_EVENTS for a, _ in grants)}
 SECRET_VARIABLES = {"NANGO_SECRET_KEY", "NANGO_WEBHOOK_SIGNING_KEY"}
 
@@ -296,8 +304,9 @@ def check_no_stray_iam(t):
 
 
 def check_create_session_has_no_dynamodb_access(t):
+    """create-session touches no connection: its only DynamoDB grant is the token buckets'."""
     props = function(t, "CreateSessionFunction")
-    assert not [a for a, _ in grants(t, "CreateSessionFunction") if a.startswith("dynamodb:")]
+    assert [(a, r) for a, r in grants(t, "CreateSessionFunction") if a.startswith("dynamodb:")] == [TAKE_TOKEN]
     assert "CONNECTIONS_TABLE" not in props.get("Environment", {}).get("Variables", {})
 
 
@@ -310,7 +319,7 @@ def check_table_matches_definition(t):
     """Key schema, attributes and indexes are those of infra/dynamodb/connections-table.json."""
     definition = json.loads(TABLE_DEFINITION.read_text())
     table = resources(t, "AWS::DynamoDB::Table")
-    assert set(table) == {TABLE}
+    assert set(table) == {TABLE, RATE_LIMIT_TABLE}
     props = table[TABLE]["Properties"]
 
     def attributes(d):
@@ -505,8 +514,8 @@ def check_organization_access(t):
 
 
 def check_throttling(t):
-    """Every route is throttled; the routes that call Nango below Nango's own rate limit by default,
-    and a browser may read Retry-After."""
+    """Every route is throttled (a flood guard); the one Nango budget stays below Nango's own rate
+    limit by default, and a browser may read Retry-After."""
     props = t["Resources"]["Api"]["Properties"]
     default = props.get("DefaultRouteSettings", {})
     assert default.get("ThrottlingRateLimit") == {"Ref": "ApiRateLimit"}
@@ -517,11 +526,39 @@ def check_throttling(t):
         settings = routes.get(route, {})
         assert settings.get("ThrottlingRateLimit") == {"Ref": "SessionRateLimit"}, route
         assert settings.get("ThrottlingBurstLimit") == {"Ref": "SessionBurstLimit"}, route
-    rate = float(t["Parameters"]["SessionRateLimit"]["Default"])
-    assert rate * len(nango_routes) < NANGO_REQUESTS_PER_SECOND, "defaults would exhaust Nango's limit"
+    budget = float(t["Parameters"]["NangoRequestsPerMinute"]["Default"])
+    assert budget / 60 < NANGO_REQUESTS_PER_SECOND, "the default budget would exhaust Nango's limit"
     for cors in branches(props["CorsConfiguration"]):
         if cors != {"Ref": "AWS::NoValue"}:
             assert "retry-after" in [h.lower() for h in cors.get("ExposeHeaders", [])]
+
+
+# shared/src/config.rs, RateLimitConfig: each variable and the parameter it comes from.
+CALLER_SHARES = {"USER_REQUESTS_PER_MINUTE": "UserRequestsPerMinute", "USER_BURST": "UserBurst",
+                 "ORGANIZATION_REQUESTS_PER_MINUTE": "OrganizationRequestsPerMinute",
+                 "ORGANIZATION_BURST": "OrganizationBurst"}
+NANGO_BUDGET_VARIABLES = {"NANGO_REQUESTS_PER_MINUTE": "NangoRequestsPerMinute", "NANGO_BURST": "NangoBurst",
+                          "NANGO_USER_RESERVE": "NangoUserReserve"}
+
+
+def check_rate_limits(t):
+    """The token buckets' table matches infra/dynamodb/rate-limit-table.json, its items expire, and
+    it and its rates reach exactly the functions that take from it: callers' shares the routes that
+    call Nango for a caller, the Nango budget every function that calls Nango."""
+    definition = json.loads(RATE_LIMIT_TABLE_DEFINITION.read_text())
+    table = t["Resources"][RATE_LIMIT_TABLE]["Properties"]
+    assert table["KeySchema"] == definition["KeySchema"]
+    assert table["AttributeDefinitions"] == definition["AttributeDefinitions"]
+    assert table["BillingMode"] == definition["BillingMode"] == "PAY_PER_REQUEST"
+    assert "StreamSpecification" not in table, "nothing reads a stream of buckets"
+    ttl = json.loads(TABLE_TTL.read_text())["TimeToLiveSpecification"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": ttl["AttributeName"], "Enabled": True}
+    given_only_to(t, "RATE_LIMIT_TABLE", RATE_LIMIT_TABLE, NEEDS_BUCKETS)
+    for variable, parameter in CALLER_SHARES.items():
+        given_only_to(t, variable, parameter, NANGO_CALLERS)
+    for variable, parameter in NANGO_BUDGET_VARIABLES.items():
+        given_only_to(t, variable, parameter, NEEDS_BUCKETS)
+    assert NEEDS_BUCKETS == NANGO_CALLERS | {RECEIVER, RECONCILER}
 
 
 def check_outputs(t):
@@ -673,6 +710,10 @@ def test_organization_access_reaches_the_functions_that_apply_it(template):
 
 def test_routes_are_throttled(template):
     check_throttling(template)
+
+
+def test_rate_limits(template):
+    check_rate_limits(template)
 
 
 def test_event_bus(template):
@@ -863,7 +904,13 @@ MUTATIONS = {
         [R, "ListConnectionsFunction", "Properties", "Environment", "Variables", "ORGANIZATION_ACCESS"])),
     "unthrottled sessions": (check_throttling, delete_in([R, "Api", "Properties", "RouteSettings", "POST /sessions"])),
     "no default throttle": (check_throttling, delete_in([R, "Api", "Properties", "DefaultRouteSettings"])),
-    "sessions faster than Nango": (check_throttling, set_in(["Parameters", "SessionRateLimit", "Default"], 50)),
+    "budget over Nango's limit": (check_throttling, set_in(["Parameters", "NangoRequestsPerMinute", "Default"], 250)),
+    "share not given": (check_rate_limits, delete_in(
+        [R, "CreateSessionFunction", "Properties", "Environment", "Variables", "USER_REQUESTS_PER_MINUTE"])),
+    "receiver without the budget": (check_rate_limits, delete_in(
+        [R, RECEIVER, "Properties", "Environment", "Variables", "NANGO_REQUESTS_PER_MINUTE"])),
+    "buckets on a stream": (check_rate_limits, set_in(
+        [R, RATE_LIMIT_TABLE, "Properties", "StreamSpecification"], {"StreamViewType": "NEW_IMAGE"})),
     "hidden Retry-After": (check_throttling, set_in(
         [R, "Api", "Properties", "CorsConfiguration", "Fn::If", 1, "ExposeHeaders"], [])),
     "no bus ARN output": (check_outputs, delete_in(["Outputs", "EventBusArn"])),

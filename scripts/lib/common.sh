@@ -12,6 +12,8 @@ VENV_DIR="$CACHE_DIR/venv"
 TABLE_DEFINITION="$REPO_ROOT/infra/dynamodb/connections-table.json"
 # UpdateTimeToLive's input: CreateTable's cannot carry a time to live.
 TABLE_TTL="$REPO_ROOT/infra/dynamodb/connections-table-ttl.json"
+# The token buckets' table (shared/src/rate_limit.rs); its items expire by the same attribute.
+RATE_LIMIT_TABLE_DEFINITION="$REPO_ROOT/infra/dynamodb/rate-limit-table.json"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -86,6 +88,19 @@ create_table() {
       || die "could not create table $name at $endpoint"
   fi
   enable_ttl "$endpoint" "$name"
+}
+
+# create_rate_limit_table ENDPOINT: the token buckets' table, unless it exists, with its time to
+# live; prints its name.
+create_rate_limit_table() {
+  local endpoint="$1" name
+  name="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["TableName"])' "$RATE_LIMIT_TABLE_DEFINITION")"
+  if ! dynamodb_call "$endpoint" DescribeTable "{\"TableName\":\"$name\"}" | grep -q '"TableStatus"'; then
+    dynamodb_call "$endpoint" CreateTable "$(cat "$RATE_LIMIT_TABLE_DEFINITION")" | grep -q '"TableDescription"' \
+      || die "could not create table $name at $endpoint"
+  fi
+  enable_ttl "$endpoint" "$name"
+  echo "$name"
 }
 
 # enable_ttl ENDPOINT TABLE: the time to live of infra/dynamodb/connections-table-ttl.json, unless it is

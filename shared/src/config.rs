@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::nango::IntegrationId;
+use crate::rate_limit::Rate;
 
 pub const NANGO_HOST: &str = "NANGO_HOST";
 pub const NANGO_SECRET_KEY: &str = "NANGO_SECRET_KEY";
@@ -23,6 +24,14 @@ pub const ORGANIZATION_ACCESS: &str = "ORGANIZATION_ACCESS";
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
 pub const NANGO_ENVIRONMENT: &str = "NANGO_ENVIRONMENT";
 pub const TOMBSTONE_RETENTION_DAYS: &str = "TOMBSTONE_RETENTION_DAYS";
+pub const RATE_LIMIT_TABLE: &str = "RATE_LIMIT_TABLE";
+pub const NANGO_REQUESTS_PER_MINUTE: &str = "NANGO_REQUESTS_PER_MINUTE";
+pub const NANGO_BURST: &str = "NANGO_BURST";
+pub const NANGO_USER_RESERVE: &str = "NANGO_USER_RESERVE";
+pub const USER_REQUESTS_PER_MINUTE: &str = "USER_REQUESTS_PER_MINUTE";
+pub const USER_BURST: &str = "USER_BURST";
+pub const ORGANIZATION_REQUESTS_PER_MINUTE: &str = "ORGANIZATION_REQUESTS_PER_MINUTE";
+pub const ORGANIZATION_BURST: &str = "ORGANIZATION_BURST";
 
 const DEFAULT_NANGO_HOST: &str = "https://api.nango.dev";
 
@@ -255,6 +264,77 @@ impl StoreConfig {
             tombstone_retention: Duration::from_secs(days * SECONDS_PER_DAY),
         })
     }
+}
+
+/// The token buckets: each caller's share, and the one budget for Nango (`rate_limit`). Without
+/// `RATE_LIMIT_TABLE` there are none (tests of other things; the template always sets it).
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub table: String,
+    pub nango: Rate,
+    /// Tokens of the Nango budget that background calls leave for users.
+    pub user_reserve: u32,
+    pub user: Rate,
+    pub organization: Rate,
+}
+
+/// Nango allows about 200 requests a minute per account (shared/docs/nango-api.md): the default
+/// budget keeps a quarter of it for anything else using the same account.
+pub const DEFAULT_NANGO_REQUESTS_PER_MINUTE: u32 = 150;
+
+impl RateLimitConfig {
+    pub fn from_source(source: &impl Source) -> Result<Option<Self>, ConfigError> {
+        let Some(table) = optional(source, RATE_LIMIT_TABLE) else {
+            return Ok(None);
+        };
+        let rate = |count, default_count, burst, default_burst| {
+            Ok::<_, ConfigError>(Rate::per_minute(
+                whole_number(source, count, default_count, 1..=100_000)?,
+                whole_number(source, burst, default_burst, 1..=10_000)?,
+            ))
+        };
+        Ok(Some(RateLimitConfig {
+            table,
+            nango: rate(
+                NANGO_REQUESTS_PER_MINUTE,
+                DEFAULT_NANGO_REQUESTS_PER_MINUTE,
+                NANGO_BURST,
+                15,
+            )?,
+            user_reserve: whole_number(source, NANGO_USER_RESERVE, 5, 0..=10_000)?,
+            user: rate(USER_REQUESTS_PER_MINUTE, 20, USER_BURST, 10)?,
+            organization: rate(
+                ORGANIZATION_REQUESTS_PER_MINUTE,
+                120,
+                ORGANIZATION_BURST,
+                30,
+            )?,
+        }))
+    }
+}
+
+/// A whole number in `range`, or `default` when unset.
+fn whole_number(
+    source: &impl Source,
+    name: &'static str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let Some(value) = optional(source, name) else {
+        return Ok(default);
+    };
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: format!(
+                "must be a whole number in {}..={}",
+                range.start(),
+                range.end()
+            ),
+        })
 }
 
 /// The EventBridge bus the receiver and the stream consumer publish to (its name, or its ARN).

@@ -16,6 +16,7 @@ use crate::events::PublishError;
 use crate::identity::IdentityError;
 use crate::metrics::Metric;
 use crate::nango::NangoError;
+use crate::rate_limit::Limited;
 use crate::store::{InvalidCursor, StoreError};
 use crate::webhook::SignatureError;
 
@@ -46,6 +47,8 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("over the {} rate limit", .0.scope.as_str())]
+    RateLimited(Limited),
     #[error(transparent)]
     Nango(#[from] NangoError),
     #[error(transparent)]
@@ -94,6 +97,7 @@ pub const API_ERROR_CODES: &[&str] = &[
     "invalid_cursor",
     "method_not_allowed",
     "payload_too_large",
+    "rate_limited",
     "nango_rejected",
     "nango_invalid_response",
     "nango_unavailable",
@@ -107,6 +111,12 @@ struct Problem<'a> {
     code: &'static str,
     message: String,
     nango_code: Option<&'a str>,
+}
+
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        ApiError::RateLimited(limited)
+    }
 }
 
 /// Not the caller's: the same answer as no such connection, so ids cannot be probed.
@@ -131,6 +141,9 @@ impl ApiError {
             ApiError::Nango(NangoError::Unavailable {
                 retry_after: Some(wait),
                 ..
+            })
+            | ApiError::RateLimited(Limited {
+                retry_after: wait, ..
             }) => {
                 // Whole seconds, rounded up: a client that waits what it is told is not early.
                 let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -189,6 +202,16 @@ impl ApiError {
                 "payload_too_large",
                 "The request body is too large.",
             ),
+            RateLimited(limited) => {
+                return Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "Too many requests from this {}; retry after the time in Retry-After.",
+                        limited.scope.as_str()
+                    ),
+                );
+            }
             Nango(NangoError::Rejected { code, .. }) => {
                 return Problem::new(
                     StatusCode::BAD_GATEWAY,

@@ -20,6 +20,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod nango;
+pub mod rate_limit;
 pub mod reconcile;
 pub mod store;
 pub mod transport;

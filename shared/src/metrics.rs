@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::handlers::webhook_receiver::Outcome;
 use crate::http;
 use crate::nango::{self, Operation};
+use crate::rate_limit::{Priority, Scope};
 use crate::webhook;
 
 /// The CloudWatch namespace comes from this variable (the template sets it from the
@@ -53,6 +54,8 @@ const CALLING_NANGO: &[&str] = &[
     WEBHOOK_RECEIVER,
     RECONCILE_CONNECTIONS,
 ];
+/// The routes that call Nango for a caller, each limited per caller.
+const LIMITED: &[&str] = &[CREATE_SESSION, RECONNECT_SESSION, DELETE_CONNECTION];
 const API: &[&str] = &[
     CREATE_SESSION,
     RECONNECT_SESSION,
@@ -88,6 +91,15 @@ pub enum Metric {
     ConnectionPagesListed,
     /// API error answers, by their stable `Code`.
     ApiErrors,
+    /// Requests refused `429 rate_limited`, by whose share was used up (`Scope`: `user`,
+    /// `organization`).
+    RateLimited,
+    /// Rate-limit or Nango-budget buckets that could not be read: the request was let through.
+    RateLimitErrors,
+    /// Calls to Nango that waited for the shared budget, by `Priority` (`user`, `background`).
+    NangoBudgetWaits,
+    /// Calls to Nango given up because the shared budget had nothing left in time, by `Priority`.
+    NangoBudgetExhausted,
     /// Reconciliation runs by `Result`: `complete`, `incomplete` (stopped at its deadline or page
     /// budget, or a page failed) or `failed` (the table could not be read).
     ReconcileRuns,
@@ -165,6 +177,10 @@ impl Metric {
         Metric::ConnectionsDeleted,
         Metric::ConnectionPagesListed,
         Metric::ApiErrors,
+        Metric::RateLimited,
+        Metric::RateLimitErrors,
+        Metric::NangoBudgetWaits,
+        Metric::NangoBudgetExhausted,
         Metric::ReconcileRuns,
         Metric::ReconcileRowsSeen,
         Metric::ReconcileStoredNew,
@@ -210,6 +226,15 @@ impl Metric {
             ),
             NangoLatency => (vec![dimension("Operation", &operations)], CALLING_NANGO),
             ApiErrors => (vec![dimension("Code", http::API_ERROR_CODES)], API),
+            RateLimited => {
+                let scopes: Vec<_> = Scope::ALL.iter().map(|scope| scope.as_str()).collect();
+                (vec![dimension("Scope", &scopes)], LIMITED)
+            }
+            RateLimitErrors => (vec![], CALLING_NANGO),
+            NangoBudgetWaits | NangoBudgetExhausted => {
+                let priorities: Vec<_> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+                (vec![dimension("Priority", &priorities)], CALLING_NANGO)
+            }
             ReconcileRuns => (
                 vec![dimension("Result", RECONCILE_RESULTS)],
                 &[RECONCILE_CONNECTIONS],
@@ -259,6 +284,10 @@ impl Metric {
             ConnectionsDeleted => "ConnectionsDeleted",
             ConnectionPagesListed => "ConnectionPagesListed",
             ApiErrors => "ApiErrors",
+            RateLimited => "RateLimited",
+            RateLimitErrors => "RateLimitErrors",
+            NangoBudgetWaits => "NangoBudgetWaits",
+            NangoBudgetExhausted => "NangoBudgetExhausted",
             ReconcileRuns => "ReconcileRuns",
             ReconcileRowsSeen => "ReconcileRowsSeen",
             ReconcileStoredNew => "ReconcileStoredNew",
@@ -325,6 +354,8 @@ impl Metric {
             NangoRequests => &["Operation", "Answer"],
             NangoLatency => &["Operation"],
             ApiErrors => &["Code"],
+            RateLimited => &["Scope"],
+            NangoBudgetWaits | NangoBudgetExhausted => &["Priority"],
             ReconcileRuns => &["Result"],
             _ => &[],
         }

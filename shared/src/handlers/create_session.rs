@@ -13,6 +13,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::metrics::Metric;
 use crate::nango::{IntegrationId, NangoClient, NangoError};
+use crate::rate_limit::{CallerLimits, Limits, Priority};
 use crate::transport::Tls;
 
 #[derive(Deserialize)]
@@ -26,6 +27,7 @@ pub struct CreateSession {
     nango: NangoClient,
     claims: ClaimNames,
     allowed: AllowedIntegrations,
+    limits: Option<CallerLimits>,
 }
 
 impl CreateSession {
@@ -34,15 +36,29 @@ impl CreateSession {
             nango,
             claims,
             allowed,
+            limits: None,
         }
     }
 
-    pub fn from_env(source: &impl Source, tls: &Tls) -> Result<Self, InitError> {
+    /// Each caller's share of the route.
+    pub fn with_caller_limits(mut self, limits: Option<CallerLimits>) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn from_env(
+        source: &impl Source,
+        tls: &Tls,
+        dynamodb: aws_sdk_dynamodb::Client,
+    ) -> Result<Self, InitError> {
+        let limits = Limits::from_source(source, &dynamodb)?;
+        let nango = NangoClient::new(&NangoConfig::from_source(source)?, tls)?;
         Ok(CreateSession::new(
-            NangoClient::new(&NangoConfig::from_source(source)?, tls)?,
+            Limits::budget(limits.as_ref(), nango, Priority::User),
             ClaimNames::from_source(source),
             AllowedIntegrations::from_source(source)?,
-        ))
+        )
+        .with_caller_limits(limits.map(|limits| limits.callers)))
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -54,6 +70,9 @@ impl CreateSession {
     async fn create(&self, request: Request) -> Result<Response<Body>, ApiError> {
         let body = http::api_body(&request, Method::POST, "POST")?;
         let identity = Identity::from_request(&request, &self.claims)?;
+        if let Some(limits) = &self.limits {
+            limits.admit(&identity).await?;
+        }
         let asked = http::parse_json::<CreateSessionRequest>(body)?
             .and_then(|body| body.allowed_integrations)
             .filter(|ids| !ids.is_empty());

@@ -16,6 +16,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::metrics::Metric;
 use crate::nango::{ConnectionId, NangoClient};
+use crate::rate_limit::{CallerLimits, Limits, Priority};
 use crate::store::ConnectionStore;
 use crate::transport::Tls;
 
@@ -24,6 +25,7 @@ pub struct DeleteConnection {
     store: ConnectionStore,
     claims: ClaimNames,
     policy: OrganizationAccess,
+    limits: Option<CallerLimits>,
 }
 
 impl DeleteConnection {
@@ -38,7 +40,14 @@ impl DeleteConnection {
             store,
             claims,
             policy,
+            limits: None,
         }
+    }
+
+    /// Each caller's share of the route.
+    pub fn with_caller_limits(mut self, limits: Option<CallerLimits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn from_env(
@@ -46,12 +55,15 @@ impl DeleteConnection {
         tls: &Tls,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
+        let limits = Limits::from_source(source, &dynamodb)?;
+        let nango = NangoClient::new(&NangoConfig::from_source(source)?, tls)?;
         Ok(DeleteConnection::new(
-            NangoClient::new(&NangoConfig::from_source(source)?, tls)?,
+            Limits::budget(limits.as_ref(), nango, Priority::User),
             ConnectionStore::from_config(dynamodb, StoreConfig::from_source(source)?),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,
-        ))
+        )
+        .with_caller_limits(limits.map(|limits| limits.callers)))
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -67,6 +79,9 @@ impl DeleteConnection {
     async fn delete(&self, request: Request) -> Result<(), ApiError> {
         http::api_body(&request, Method::DELETE, "DELETE")?;
         let identity = Identity::from_request(&request, &self.claims)?;
+        if let Some(limits) = &self.limits {
+            limits.admit(&identity).await?;
+        }
         // An id that cannot be a connection's names none: the same answer as an unknown one.
         let connection_id = request
             .path_parameters_ref()

@@ -12,6 +12,7 @@ use crate::bootstrap::{Environment, InitError};
 use crate::config::{NangoConfig, NangoTimeouts, StoreConfig};
 use crate::metrics::Metric;
 use crate::nango::NangoClient;
+use crate::rate_limit::{Limits, Priority};
 use crate::reconcile::{ReconcileError, Reconciler, Settings, Summary};
 use crate::store::ConnectionStore;
 
@@ -45,8 +46,10 @@ impl ReconcileConnections {
     ) -> Result<Self, InitError> {
         let mut nango = NangoConfig::from_source(env)?;
         nango.timeouts = NANGO_TIMEOUTS;
+        let limits = Limits::from_source(env, &dynamodb)?;
+        let nango = NangoClient::new(&nango, tls)?;
         Ok(ReconcileConnections::new(Reconciler::new(
-            NangoClient::new(&nango, tls)?,
+            Limits::budget(limits.as_ref(), nango, Priority::Background),
             ConnectionStore::from_config(dynamodb, StoreConfig::from_source(env)?),
             Settings::from_source(env)?,
         )))

@@ -14,6 +14,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::metrics::Metric;
 use crate::nango::{ConnectionId, NangoClient, NangoError};
+use crate::rate_limit::{CallerLimits, Limits, Priority};
 
 /// What Nango answers a reconnect naming a connection and integration it does not know (with
 /// "ConnectionID or IntegrationId does not exists"; shared/docs/nango-api.md §3).
@@ -33,6 +34,7 @@ pub struct ReconnectSession {
     claims: ClaimNames,
     policy: OrganizationAccess,
     allowed: AllowedIntegrations,
+    limits: Option<CallerLimits>,
 }
 
 impl ReconnectSession {
@@ -49,7 +51,14 @@ impl ReconnectSession {
             claims,
             policy,
             allowed,
+            limits: None,
         }
+    }
+
+    /// Each caller's share of the route.
+    pub fn with_caller_limits(mut self, limits: Option<CallerLimits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn from_env(
@@ -57,13 +66,16 @@ impl ReconnectSession {
         tls: &Tls,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
+        let limits = Limits::from_source(source, &dynamodb)?;
+        let nango = NangoClient::new(&NangoConfig::from_source(source)?, tls)?;
         Ok(ReconnectSession::new(
-            NangoClient::new(&NangoConfig::from_source(source)?, tls)?,
+            Limits::budget(limits.as_ref(), nango, Priority::User),
             ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,
             AllowedIntegrations::from_source(source)?,
-        ))
+        )
+        .with_caller_limits(limits.map(|limits| limits.callers)))
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -75,6 +87,9 @@ impl ReconnectSession {
     async fn reconnect(&self, request: Request) -> Result<Response<Body>, ApiError> {
         let body = http::api_body(&request, Method::POST, "POST")?;
         let identity = Identity::from_request(&request, &self.claims)?;
+        if let Some(limits) = &self.limits {
+            limits.admit(&identity).await?;
+        }
         let ReconnectRequest { connection_id } = http::parse_json(body)?
             .ok_or_else(|| ApiError::InvalidBody("a body with connectionId is required".into()))?;
         let connection = self

@@ -24,6 +24,7 @@ use crate::events::nango_webhook::{self, Fit};
 use crate::http::{self, WEBHOOK_BODY_LIMIT, WebhookError};
 use crate::metrics::Metric;
 use crate::nango::NangoClient;
+use crate::rate_limit::{Limits, Priority};
 use crate::store::{ConnectionStore, Recorded};
 use crate::transport::Tls;
 use crate::webhook::keys::RELOAD_INTERVAL;
@@ -137,6 +138,8 @@ impl WebhookReceiver {
             None => SigningKeys::fixed(config.signing_keys),
         };
         let nango = NangoClient::new(&NangoConfig::from_source(env)?.for_webhooks(), tls)?;
+        let limits = Limits::from_source(env, &dynamodb)?;
+        let nango = Limits::budget(limits.as_ref(), nango, Priority::Background);
         Ok(WebhookReceiver::new(
             signing_keys,
             ConnectionStore::from_config(dynamodb, StoreConfig::from_source(env)?),

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::{ConnectSession, ConnectionId, IntegrationId, Tags};
 use crate::config::{NangoConfig, NangoTimeouts};
 use crate::metrics::Metric;
+use crate::rate_limit::{NangoBudget, Priority, Take};
 use crate::transport::Tls;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +166,10 @@ pub struct NangoClient {
     /// Every HTTP request sent (retries included), shared by the clones of this client: Nango's
     /// rate limit counts each one.
     requests: Arc<AtomicU64>,
+    /// The shared budget every request takes from, and this client's place in it.
+    budget: Option<(NangoBudget, Priority)>,
+    /// Time spent waiting for the budget, in ms, shared by the clones.
+    budget_waited_ms: Arc<AtomicU64>,
 }
 
 impl NangoClient {
@@ -182,7 +187,20 @@ impl NangoClient {
             secret_key: config.secret_key.clone(),
             timeouts: config.timeouts,
             requests: Arc::default(),
+            budget: None,
+            budget_waited_ms: Arc::default(),
         })
+    }
+
+    /// Every request takes from `budget` first, at `priority`.
+    pub fn with_budget(mut self, budget: NangoBudget, priority: Priority) -> Self {
+        self.budget = Some((budget, priority));
+        self
+    }
+
+    /// How long this client (and its clones) has waited for the shared budget so far.
+    pub fn budget_waited(&self) -> Duration {
+        Duration::from_millis(self.budget_waited_ms.load(Ordering::Relaxed))
     }
 
     /// The most one call may take, all attempts and waits included.
@@ -334,7 +352,10 @@ impl NangoClient {
         let deadline = Instant::now() + self.timeouts.budget;
         let mut backoff = self.timeouts.first_backoff;
         let mut attempt = 1;
+        // Another attempt only if it would still have a fair chance to finish.
+        let shortest_attempt = self.timeouts.attempt.min(Duration::from_secs(1));
         loop {
+            self.take_from_budget(deadline - shortest_attempt).await?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             self.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
@@ -347,6 +368,9 @@ impl NangoClient {
             let retryable = match sent {
                 Ok(response) if is_retryable(response.status()) => {
                     let retry_after = retry_after(&response);
+                    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                        self.drain_budget(retry_after.unwrap_or(backoff)).await;
+                    }
                     NangoError::Unavailable {
                         cause: format!("HTTP {}", response.status().as_u16()),
                         retry_after,
@@ -366,8 +390,6 @@ impl NangoClient {
                 } => *wait,
                 _ => backoff,
             };
-            // Another attempt only if it would still have a fair chance to finish.
-            let shortest_attempt = self.timeouts.attempt.min(Duration::from_secs(1));
             let out_of_budget = Instant::now() + wait + shortest_attempt > deadline;
             if attempt >= self.timeouts.max_attempts || out_of_budget {
                 tracing::warn!(path, attempt, error = %retryable, "giving up on Nango");
@@ -377,6 +399,53 @@ impl NangoClient {
             tokio::time::sleep(wait).await;
             backoff *= 2;
             attempt += 1;
+        }
+    }
+}
+
+impl NangoClient {
+    /// Waits for a token of the shared budget, as long as one comes before `latest`; a budget
+    /// that cannot be read lets the request through (`rate_limit`'s documentation says why).
+    async fn take_from_budget(&self, latest: Instant) -> Result<(), NangoError> {
+        let Some((budget, priority)) = &self.budget else {
+            return Ok(());
+        };
+        loop {
+            let retry_after = match budget.take(*priority).await {
+                Ok(Take::Taken) => return Ok(()),
+                Ok(Take::Refused { retry_after }) => retry_after,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Nango budget not checked: the request goes ahead");
+                    Metric::RateLimitErrors.add(1);
+                    return Ok(());
+                }
+            };
+            if Instant::now() + retry_after > latest {
+                Metric::NangoBudgetExhausted.add_for(&[priority.as_str()], 1);
+                tracing::warn!(
+                    priority = priority.as_str(),
+                    retry_after_ms = retry_after.as_millis() as u64,
+                    "the shared Nango budget is spent"
+                );
+                return Err(NangoError::Unavailable {
+                    cause: "the shared Nango budget is spent".to_owned(),
+                    retry_after: Some(retry_after),
+                });
+            }
+            Metric::NangoBudgetWaits.add_for(&[priority.as_str()], 1);
+            self.budget_waited_ms
+                .fetch_add(retry_after.as_millis() as u64, Ordering::Relaxed);
+            tokio::time::sleep(retry_after).await;
+        }
+    }
+
+    /// Nango said 429: every function holds off for as long as it asked.
+    async fn drain_budget(&self, retry_after: Duration) {
+        if let Some((budget, _)) = &self.budget
+            && let Err(err) = budget.drain(retry_after).await
+        {
+            tracing::warn!(error = %err, "could not hold the Nango budget off after a 429");
+            Metric::RateLimitErrors.add(1);
         }
     }
 }

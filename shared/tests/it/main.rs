@@ -9,6 +9,7 @@ mod contract;
 mod delete;
 mod dynamo_proxy;
 mod events;
+mod limits;
 mod list;
 mod reconcile;
 mod reconnect;

@@ -429,9 +429,29 @@ async fn oversized_body_is_413_and_wrong_method_405() {
 fn handler_builds_from_the_environment_it_documents() {
     use nango_connect::handlers::create_session::CreateSession;
     use nango_connect::transport::Tls;
-    assert!(CreateSession::from_env(&[("NANGO_SECRET_KEY", SECRET_KEY)], &Tls::new()).is_ok());
-    let missing = CreateSession::from_env(&[("NANGO_HOST", "https://api.nango.dev")], &Tls::new())
-        .err()
-        .unwrap();
+    let dynamodb = || dynamodb_client("http://127.0.0.1:1");
+    assert!(
+        CreateSession::from_env(&[("NANGO_SECRET_KEY", SECRET_KEY)], &Tls::new(), dynamodb())
+            .is_ok()
+    );
+    let missing = CreateSession::from_env(
+        &[("NANGO_HOST", "https://api.nango.dev")],
+        &Tls::new(),
+        dynamodb(),
+    )
+    .err()
+    .unwrap();
     assert!(missing.to_string().contains("NANGO_SECRET_KEY"));
+    let limits = CreateSession::from_env(
+        &[
+            ("NANGO_SECRET_KEY", SECRET_KEY),
+            ("RATE_LIMIT_TABLE", "rate-limits"),
+            ("USER_REQUESTS_PER_MINUTE", "0"),
+        ],
+        &Tls::new(),
+        dynamodb(),
+    )
+    .err()
+    .unwrap();
+    assert!(limits.to_string().contains("USER_REQUESTS_PER_MINUTE"));
 }

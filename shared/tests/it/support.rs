@@ -18,6 +18,7 @@ use nango_connect::handlers::list_connections::ListConnections;
 use nango_connect::handlers::reconnect_session::ReconnectSession;
 use nango_connect::handlers::webhook_receiver::WebhookReceiver;
 use nango_connect::nango::NangoClient;
+use nango_connect::rate_limit::Buckets;
 use nango_connect::store::ConnectionStore;
 use nango_connect::transport::{self, Tls};
 use nango_connect::webhook::{SigningKeys, signature};
@@ -36,6 +37,8 @@ pub const DELETE_CONNECTION: &str = include_str!("../fixtures/apigw-v2-delete-co
 pub const WEBHOOK: &str = include_str!("../fixtures/function-url-webhook.json");
 const TABLE_DEFINITION: &str = include_str!("../../../infra/dynamodb/connections-table.json");
 const TABLE_TTL: &str = include_str!("../../../infra/dynamodb/connections-table-ttl.json");
+const RATE_LIMIT_TABLE_DEFINITION: &str =
+    include_str!("../../../infra/dynamodb/rate-limit-table.json");
 
 /// Where `scripts/test` started DynamoDB Local. Integration tests need it: they fail, never skip.
 pub fn dynamodb_endpoint() -> String {
@@ -90,6 +93,21 @@ pub async fn fresh_table() -> (aws_sdk_dynamodb::Client, String) {
     ttl["TableName"] = json!(name);
     dynamodb_json("DynamoDB_20120810.UpdateTimeToLive", ttl).await;
     (dynamodb_client(&dynamodb_endpoint()), name)
+}
+
+/// A fresh token-bucket table (infra/dynamodb/rate-limit-table.json) in DynamoDB Local.
+pub async fn fresh_rate_limit_table() -> Buckets {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "rate-limits-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut definition: Value =
+        serde_json::from_str(RATE_LIMIT_TABLE_DEFINITION).expect("table JSON");
+    definition["TableName"] = json!(name);
+    dynamodb_json("DynamoDB_20120810.CreateTable", definition).await;
+    Buckets::new(dynamodb_client(&dynamodb_endpoint()), name)
 }
 
 pub async fn store() -> ConnectionStore {
