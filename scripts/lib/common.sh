@@ -103,6 +103,17 @@ create_rate_limit_table() {
   echo "$name"
 }
 
+# relax_rate_limits: each caller's share and the Nango budget raised far above the template's
+# defaults (unless set), for a stack that test suites drive: they send hundreds of requests a minute
+# as one user, and the emulator has no rate limit to protect. The limits themselves are tested in
+# shared/tests/it/limits.rs against DynamoDB Local.
+relax_rate_limits() {
+  export USER_REQUESTS_PER_MINUTE="${USER_REQUESTS_PER_MINUTE:-100000}" USER_BURST="${USER_BURST:-10000}"
+  export ORGANIZATION_REQUESTS_PER_MINUTE="${ORGANIZATION_REQUESTS_PER_MINUTE:-100000}"
+  export ORGANIZATION_BURST="${ORGANIZATION_BURST:-10000}"
+  export NANGO_REQUESTS_PER_MINUTE="${NANGO_REQUESTS_PER_MINUTE:-100000}" NANGO_BURST="${NANGO_BURST:-10000}"
+}
+
 # enable_ttl ENDPOINT TABLE: the time to live of infra/dynamodb/connections-table-ttl.json, unless it is
 # on already (DynamoDB refuses to enable it twice).
 enable_ttl() {

@@ -456,3 +456,69 @@ async fn many_latencies_leave_in_lines_of_at_most_100_values_and_none_is_lost() 
         250
     );
 }
+
+#[tokio::test]
+async fn a_caller_over_their_share_counts_as_rate_limited_and_a_wait_for_the_budget_as_a_wait() {
+    use nango_connect::config::{AllowedIntegrations, ClaimNames};
+    use nango_connect::handlers::create_session::CreateSession;
+    use nango_connect::rate_limit::{CallerLimits, NangoBudget, Priority, Rate};
+
+    let capture = Capture::start(function::CREATE_SESSION);
+    let nango = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "data": {
+                "token": "nango_connect_session_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "connect_link": "https://connect.nango.dev/?session_token=nango_connect_session_0123",
+                "expires_at": "2026-11-26T18:35:00.000Z"
+            }
+        })))
+        .mount(&nango)
+        .await;
+    let buckets = fresh_rate_limit_table().await;
+    // One request a minute each; the Nango budget one every 500 ms.
+    let client = nango_client(&nango.uri(), fast_timeouts()).with_budget(
+        NangoBudget::new(buckets.clone(), Rate::per_minute(120, 1), 0),
+        Priority::User,
+    );
+    let handler = CreateSession::new(
+        client,
+        ClaimNames::default(),
+        AllowedIntegrations::default(),
+    )
+    .with_caller_limits(Some(CallerLimits::new(
+        buckets,
+        Rate::per_minute(1, 1),
+        Rate::per_minute(100, 100),
+    )));
+    let as_user = |user: &str| {
+        Event::from(POST_SESSIONS)
+            .claims(Some(claims(user, Some("org-1"))))
+            .request()
+    };
+    assert_eq!(answer(handler.handle(as_user("user-1")).await).status, 201);
+    assert_eq!(answer(handler.handle(as_user("user-1")).await).status, 429);
+    // Another user: admitted, but the budget's next token is 500 ms away.
+    assert_eq!(answer(handler.handle(as_user("user-2")).await).status, 201);
+
+    let points = read(&capture, function::CREATE_SESSION);
+    let summary = points.summary();
+    assert_eq!(
+        points.sum("RateLimited", &[("Scope", "user")]),
+        1.0,
+        "{summary}"
+    );
+    assert_eq!(points.sum("RateLimited", &[]), 1.0, "{summary}");
+    assert_eq!(
+        points.sum("ApiErrors", &[("Code", "rate_limited")]),
+        1.0,
+        "{summary}"
+    );
+    assert_eq!(
+        points.sum("NangoBudgetWaits", &[("Priority", "user")]),
+        1.0,
+        "{summary}"
+    );
+    assert_eq!(points.sum("SessionsCreated", &[]), 2.0, "{summary}");
+    assert_eq!(points.sum("NangoRequests", &[]), 2.0, "{summary}");
+}
