@@ -72,10 +72,9 @@ export class StreamPoller {
         if (rounds++ % 20 === 0) await this.discover('TRIM_HORIZON');
         for (const [shardId, iterator] of this.shards) {
           if (!iterator) continue;
-          const { Records = [], NextShardIterator } = await this.call(`${STREAMS}.GetRecords`, {
-            ShardIterator: iterator,
-            Limit: this.batchSize,
-          });
+          const read = await this.records(shardId, iterator);
+          if (!read) continue;
+          const { Records = [], NextShardIterator } = read;
           this.shards.set(shardId, NextShardIterator ?? null);
           if (Records.length) await this.deliver(Records);
         }
@@ -83,6 +82,25 @@ export class StreamPoller {
         this.log(`[stream] ${error.message}`);
       }
       await sleep(this.intervalMs);
+    }
+  }
+
+  // One GetRecords. DynamoDB Local (not DynamoDB) refuses an iterator taken at LATEST while its
+  // shard was empty once a write to another table has moved the shared sequence numbers on
+  // (TrimmedDataAccessException): every record in such a shard is new, so it is read again from its
+  // beginning. Undefined when the iterator was replaced.
+  async records(shardId, iterator) {
+    try {
+      return await this.call(`${STREAMS}.GetRecords`, { ShardIterator: iterator, Limit: this.batchSize });
+    } catch (error) {
+      if (!String(error.message).includes('TrimmedDataAccessException')) throw error;
+      const { ShardIterator } = await this.call(`${STREAMS}.GetShardIterator`, {
+        StreamArn: this.streamArn,
+        ShardId: shardId,
+        ShardIteratorType: 'TRIM_HORIZON',
+      });
+      this.shards.set(shardId, ShardIterator);
+      return undefined;
     }
   }
 
