@@ -63,77 +63,95 @@ const API: &[&str] = &[
     DELETE_CONNECTION,
 ];
 
-/// Every metric. Its name is the variant's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Metric {
-    /// Webhooks received, by what became of them (`Outcome`: the receiver's `result`, or
-    /// `signature_rejected`, `signing_keys_stale`, `refused`, `failed` for its error answers).
-    Webhooks,
-    /// Signed, readable webhooks by Nango's `type` (`auth`, `sync`, `forward`, `async_action`,
-    /// anything else as `other`).
-    WebhookTypes,
-    /// Non-auth webhooks too large for an event, published with their top-level fields only.
-    WebhooksTruncated,
-    /// HTTP requests to Nango's API, retries included, by `Operation` and `Answer` (`2xx`, `4xx`,
-    /// `429`, `5xx`, `timeout`, `network`).
-    NangoRequests,
-    /// How long each request to Nango took, by `Operation`.
-    NangoLatency,
-    /// Requests Nango answered 429 or 5xx, or did not answer: the alarm's one series per function.
-    NangoUnavailable,
-    /// `POST /sessions` answered 201.
-    SessionsCreated,
-    /// `POST /sessions/reconnect` answered 201.
-    ReconnectSessionsCreated,
-    /// `DELETE /connections/{id}` answered 204.
-    ConnectionsDeleted,
-    /// `GET /connections` pages served.
-    ConnectionPagesListed,
-    /// API error answers, by their stable `Code`.
-    ApiErrors,
-    /// Requests refused `429 rate_limited`, by whose share was used up (`Scope`: `user`,
-    /// `organization`).
-    RateLimited,
-    /// Rate-limit or Nango-budget buckets that could not be read: the request was let through.
-    RateLimitErrors,
-    /// Calls to Nango that waited for the shared budget, by `Priority` (`user`, `background`).
-    NangoBudgetWaits,
-    /// Calls to Nango given up because the shared budget had nothing left in time, by `Priority`.
-    NangoBudgetExhausted,
-    /// Reconciliation runs by `Result`: `complete`, `incomplete` (stopped at its deadline or page
-    /// budget, or a page failed) or `failed` (the table could not be read).
-    ReconcileRuns,
-    /// Rows Nango listed.
-    ReconcileRowsSeen,
-    /// Connections no webhook told us about, now stored.
-    ReconcileStoredNew,
-    /// Stored connections brought into line with Nango.
-    ReconcileChanged,
-    /// Connections confirmed gone and marked deleted.
-    ReconcileDeleted,
-    /// Tombstones Nango still lists live, stored again.
-    ReconcileRestored,
-    /// Everything a run had to correct (new + changed + deleted + restored): each one a webhook
-    /// that was lost or wrong.
-    ReconcileDrift,
-    /// Absences confirmed with Nango's exact lookup this run.
-    ReconcileConfirmations,
-    /// Absences left for the next run (over the cap, out of time, or Nango failed).
-    ReconcileConfirmationsDeferred,
-    /// Writes that failed; the next run tries again.
-    ReconcileWriteFailures,
-    /// HTTP requests a run sent to Nango, retries included.
-    ReconcileNangoRequests,
-    /// How long a run took.
-    ReconcileDuration,
-    /// Lifecycle events put on the bus.
-    EventsPublished,
-    /// Lifecycle events the bus did not take: their records are retried, then go to the
-    /// dead-letter queue.
-    EventsFailed,
-    /// Stream records that cannot be read: retried, then sent to the dead-letter queue.
-    StreamRecordsUnreadable,
+/// Declares the metrics: each variant's name is the metric's, and [`Metric::ALL`] lists them all.
+macro_rules! catalogue {
+    ($($(#[$doc:meta])* $metric:ident,)*) => {
+        /// Every metric. Its name is the variant's name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        pub enum Metric {
+            $($(#[$doc])* $metric,)*
+        }
+
+        impl Metric {
+            pub const ALL: &[Metric] = &[$(Metric::$metric,)*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Metric::$metric => stringify!($metric),)*
+                }
+            }
+        }
+    };
 }
+
+catalogue! {
+/// Webhooks received, by what became of them (`Outcome`: the receiver's `result`, or
+/// `signature_rejected`, `signing_keys_stale`, `refused`, `failed` for its error answers).
+Webhooks,
+/// Signed, readable webhooks by Nango's `type` (`auth`, `sync`, `forward`, `async_action`,
+/// anything else as `other`).
+WebhookTypes,
+/// Non-auth webhooks too large for an event, published with their top-level fields only.
+WebhooksTruncated,
+/// HTTP requests to Nango's API, retries included, by `Operation` and `Answer` (`2xx`, `4xx`,
+/// `429`, `5xx`, `timeout`, `network`).
+NangoRequests,
+/// How long each request to Nango took, by `Operation`.
+NangoLatency,
+/// Requests Nango answered 429 or 5xx, or did not answer: the alarm's one series per function.
+NangoUnavailable,
+/// `POST /sessions` answered 201.
+SessionsCreated,
+/// `POST /sessions/reconnect` answered 201.
+ReconnectSessionsCreated,
+/// `DELETE /connections/{id}` answered 204.
+ConnectionsDeleted,
+/// `GET /connections` pages served.
+ConnectionPagesListed,
+/// API error answers, by their stable `Code`.
+ApiErrors,
+/// Requests refused `429 rate_limited`, by whose share was used up (`Scope`: `user`,
+/// `organization`).
+RateLimited,
+/// Rate-limit or Nango-budget buckets that could not be read: the request was let through.
+RateLimitErrors,
+/// Calls to Nango that waited for the shared budget, by `Priority` (`user`, `background`).
+NangoBudgetWaits,
+/// Calls to Nango given up because the shared budget had nothing left in time, by `Priority`.
+NangoBudgetExhausted,
+/// Reconciliation runs by `Result`: `complete`, `incomplete` (stopped at its deadline or page
+/// budget, or a page failed) or `failed` (the table could not be read).
+ReconcileRuns,
+/// Rows Nango listed.
+ReconcileRowsSeen,
+/// Connections no webhook told us about, now stored.
+ReconcileStoredNew,
+/// Stored connections brought into line with Nango.
+ReconcileChanged,
+/// Connections confirmed gone and marked deleted.
+ReconcileDeleted,
+/// Tombstones Nango still lists live, stored again.
+ReconcileRestored,
+/// Everything a run had to correct (new + changed + deleted + restored): each one a webhook
+/// that was lost or wrong.
+ReconcileDrift,
+/// Absences confirmed with Nango's exact lookup this run.
+ReconcileConfirmations,
+/// Absences left for the next run (over the cap, out of time, or Nango failed).
+ReconcileConfirmationsDeferred,
+/// Writes that failed; the next run tries again.
+ReconcileWriteFailures,
+/// HTTP requests a run sent to Nango, retries included.
+ReconcileNangoRequests,
+/// How long a run took.
+ReconcileDuration,
+/// Lifecycle events put on the bus.
+EventsPublished,
+/// Lifecycle events the bus did not take: their records are retried, then go to the
+/// dead-letter queue.
+EventsFailed,
+/// Stream records that cannot be read: retried, then sent to the dead-letter queue.
+StreamRecordsUnreadable,}
 
 /// What the catalogue says of a metric: what tests, the template and the docs are held to.
 #[derive(Debug, Serialize)]
@@ -165,39 +183,6 @@ pub const WEBHOOK_ERROR_OUTCOMES: &[&str] = &[
 pub const RECONCILE_RESULTS: &[&str] = &["complete", "incomplete", "failed"];
 
 impl Metric {
-    pub const ALL: &[Metric] = &[
-        Metric::Webhooks,
-        Metric::WebhookTypes,
-        Metric::WebhooksTruncated,
-        Metric::NangoRequests,
-        Metric::NangoLatency,
-        Metric::NangoUnavailable,
-        Metric::SessionsCreated,
-        Metric::ReconnectSessionsCreated,
-        Metric::ConnectionsDeleted,
-        Metric::ConnectionPagesListed,
-        Metric::ApiErrors,
-        Metric::RateLimited,
-        Metric::RateLimitErrors,
-        Metric::NangoBudgetWaits,
-        Metric::NangoBudgetExhausted,
-        Metric::ReconcileRuns,
-        Metric::ReconcileRowsSeen,
-        Metric::ReconcileStoredNew,
-        Metric::ReconcileChanged,
-        Metric::ReconcileDeleted,
-        Metric::ReconcileRestored,
-        Metric::ReconcileDrift,
-        Metric::ReconcileConfirmations,
-        Metric::ReconcileConfirmationsDeferred,
-        Metric::ReconcileWriteFailures,
-        Metric::ReconcileNangoRequests,
-        Metric::ReconcileDuration,
-        Metric::EventsPublished,
-        Metric::EventsFailed,
-        Metric::StreamRecordsUnreadable,
-    ];
-
     pub fn definition(self) -> Definition {
         use Metric::*;
         let dimension = |name, values: &[&'static str]| Dimension {
@@ -267,42 +252,6 @@ impl Metric {
             unit: unit_name(unit),
             dimensions,
             functions,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        use Metric::*;
-        match self {
-            Webhooks => "Webhooks",
-            WebhookTypes => "WebhookTypes",
-            WebhooksTruncated => "WebhooksTruncated",
-            NangoRequests => "NangoRequests",
-            NangoLatency => "NangoLatency",
-            NangoUnavailable => "NangoUnavailable",
-            SessionsCreated => "SessionsCreated",
-            ReconnectSessionsCreated => "ReconnectSessionsCreated",
-            ConnectionsDeleted => "ConnectionsDeleted",
-            ConnectionPagesListed => "ConnectionPagesListed",
-            ApiErrors => "ApiErrors",
-            RateLimited => "RateLimited",
-            RateLimitErrors => "RateLimitErrors",
-            NangoBudgetWaits => "NangoBudgetWaits",
-            NangoBudgetExhausted => "NangoBudgetExhausted",
-            ReconcileRuns => "ReconcileRuns",
-            ReconcileRowsSeen => "ReconcileRowsSeen",
-            ReconcileStoredNew => "ReconcileStoredNew",
-            ReconcileChanged => "ReconcileChanged",
-            ReconcileDeleted => "ReconcileDeleted",
-            ReconcileRestored => "ReconcileRestored",
-            ReconcileDrift => "ReconcileDrift",
-            ReconcileConfirmations => "ReconcileConfirmations",
-            ReconcileConfirmationsDeferred => "ReconcileConfirmationsDeferred",
-            ReconcileWriteFailures => "ReconcileWriteFailures",
-            ReconcileNangoRequests => "ReconcileNangoRequests",
-            ReconcileDuration => "ReconcileDuration",
-            EventsPublished => "EventsPublished",
-            EventsFailed => "EventsFailed",
-            StreamRecordsUnreadable => "StreamRecordsUnreadable",
         }
     }
 

@@ -22,7 +22,10 @@
 //! 429 stays the backstop; the failure is logged and counted.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -87,21 +90,70 @@ pub struct BucketError(String);
 pub struct Buckets {
     client: Client,
     table: String,
+    /// Buckets this sandbox found empty, and when their next token is due: until then a request is
+    /// refused here, without a write (a flood costs DynamoDB nothing after its first refusal).
+    empty_until: Arc<Mutex<HashMap<(String, u32), Instant>>>,
 }
+
+/// The most empty buckets a sandbox remembers; past it, it forgets those whose time has come.
+const REMEMBERED_EMPTY: usize = 10_000;
 
 impl Buckets {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Buckets {
             client,
             table: table.into(),
+            empty_until: Arc::default(),
         }
     }
 
     /// Takes a token from bucket `key`, leaving at least `reserve` tokens in it.
     pub async fn take(&self, key: &str, rate: Rate, reserve: u32) -> Result<Take, BucketError> {
-        tokio::time::timeout(BUCKET_TIMEOUT, self.try_take(key, rate, reserve))
+        let remembered = (key.to_owned(), reserve);
+        if let Some(due) = self.empty(&remembered) {
+            return Ok(Take::Refused {
+                retry_after: due
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            });
+        }
+        let taken = tokio::time::timeout(BUCKET_TIMEOUT, self.try_take(key, rate, reserve))
             .await
-            .unwrap_or_else(|_| Err(BucketError("no answer in time".to_owned())))
+            .unwrap_or_else(|_| Err(BucketError("no answer in time".to_owned())))?;
+        if let Take::Refused { retry_after } = taken {
+            self.remember_empty(remembered, Instant::now() + retry_after);
+        }
+        Ok(taken)
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn empty(&self, bucket: &(String, u32)) -> Option<Instant> {
+        let empty = self
+            .empty_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        empty
+            .get(bucket)
+            .copied()
+            .filter(|due| *due > Instant::now())
+    }
+
+    fn remember_empty(&self, bucket: (String, u32), due: Instant) {
+        let mut empty = self
+            .empty_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if empty.len() >= REMEMBERED_EMPTY {
+            let now = Instant::now();
+            empty.retain(|_, due| *due > now);
+        }
+        if empty.len() < REMEMBERED_EMPTY {
+            empty.insert(bucket, due);
+        }
     }
 
     async fn try_take(&self, key: &str, rate: Rate, reserve: u32) -> Result<Take, BucketError> {

@@ -252,9 +252,12 @@ impl WebhookReceiver {
                 return Ok(Outcome::Unstorable);
             }
         };
+        // Ids only, so that one user's authorization can be traced by connection or end user.
         tracing::info!(
             connection_id = %event.connection_id,
             integration_id = %event.integration_id,
+            end_user_id = event.owner.end_user_id.as_ref().map_or("", |id| id.as_str()),
+            organization_id = event.owner.organization_id.as_ref().map_or("", |id| id.as_str()),
             change = ?event.change,
             confirmation = vetted.confirmation.as_str(),
             recorded = ?recorded,

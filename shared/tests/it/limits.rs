@@ -104,6 +104,40 @@ async fn a_caller_over_their_share_gets_429_with_retry_after_and_nango_is_not_ca
     assert_eq!(other.status, 201, "{}", other.body);
 }
 
+/// Once a sandbox has found a bucket empty, it refuses the rest of a flood itself: no write to
+/// DynamoDB until the next token is due.
+#[tokio::test]
+async fn a_flood_after_the_first_refusal_costs_dynamodb_nothing() {
+    let buckets = fresh_rate_limit_table().await;
+    let proxy = crate::dynamo_proxy::DynamoProxy::start(dynamodb_endpoint()).await;
+    let through_proxy = Buckets::new(dynamodb_client(&proxy.endpoint), buckets.table());
+    let rate = Rate::per_minute(1, 1);
+    assert_eq!(
+        through_proxy.take("user#flood", rate, 0).await.unwrap(),
+        Take::Taken
+    );
+    assert!(matches!(
+        through_proxy.take("user#flood", rate, 0).await.unwrap(),
+        Take::Refused { .. }
+    ));
+    let writes = proxy.operations().len();
+    for _ in 0..50 {
+        let Take::Refused { retry_after } =
+            through_proxy.take("user#flood", rate, 0).await.unwrap()
+        else {
+            panic!("admitted during a flood");
+        };
+        assert!(retry_after > Duration::from_secs(50));
+    }
+    assert_eq!(proxy.operations().len(), writes, "{:?}", proxy.operations());
+    // Another bucket is asked as ever.
+    assert_eq!(
+        through_proxy.take("user#other", rate, 0).await.unwrap(),
+        Take::Taken
+    );
+    assert_eq!(proxy.operations().len(), writes + 1);
+}
+
 #[tokio::test]
 async fn an_organization_s_users_share_its_bucket() {
     let nango = nango_creating_sessions().await;

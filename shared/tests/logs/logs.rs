@@ -129,6 +129,13 @@ async fn webhooks_and_sessions_carrying_an_email_and_a_display_name_log_neither(
             "nothing logged {expected:?}: {logs}"
         );
     }
+    // One user's authorization can be traced by connection id and by end user id.
+    assert!(
+        logs.lines().any(|line| line.contains("auth webhook")
+            && line.contains("user-42")
+            && line.contains(CONNECTION_ID)),
+        "the auth webhook line names neither the end user nor the connection: {logs}"
+    );
     for secret in [EMAIL, "alice@", DISPLAY_NAME, "Alice"] {
         let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "{secret:?} logged: {leaks:#?}");
