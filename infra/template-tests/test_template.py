@@ -613,6 +613,261 @@ def check_stream_consumer(t):
     assert "Events" not in function(t, PUBLISHER), "SAM's stream event adds a policy for every stream"
 
 
+# ── Metrics, alarms and the dashboard against the code's catalogue (infra/metrics.json) ─────────
+
+METRICS_CATALOGUE = json.loads((ROOT / "infra" / "metrics.json").read_text())
+CATALOGUE = {m["name"]: m for m in METRICS_CATALOGUE["metrics"]}
+RUNBOOK = ROOT / "docs" / "operating.md"
+# The namespace every function writes to, and every alarm and widget of ours reads.
+NAMESPACE = {"Fn::If": ["MetricsNamespaceIsStackName", {"Ref": "AWS::StackName"}, {"Ref": "MetricsNamespace"}]}
+# The AWS metrics the alarms and the dashboard may use, and what each dimension must name.
+AWS_METRICS = {
+    "AWS/Lambda": {"Errors", "Throttles", "IteratorAge", "Invocations", "Duration", "ConcurrentExecutions"},
+    "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"},
+    "AWS/ApiGateway": {"Count", "4xx", "5xx", "Latency", "IntegrationLatency"},
+}
+AWS_DIMENSIONS = {
+    "AWS/Lambda": [[("FunctionName", {"Ref": name})] for name in FUNCTIONS],
+    "AWS/SQS": [[("QueueName", {"Fn::GetAtt": [DLQ, "QueueName"]})]],
+    # SAM gives an HTTP API without a StageName the $default stage.
+    "AWS/ApiGateway": [[("ApiId", {"Ref": "Api"}), ("Stage", "$default")]],
+}
+ALARM = "AWS::CloudWatch::Alarm"
+ALARM_ACTIONS = [
+    {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]},
+    {"Fn::If": ["HasAlarmEmail", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]},
+]
+MISSING_DATA = {"breaching", "notBreaching", "ignore", "missing"}
+
+
+def placeholder(text):
+    """`${X}` → {"Ref": X}, `${X.Attr}` → {"Fn::GetAtt": [X, Attr]}: what a !Sub variable stands for."""
+    name = text[2:-1]
+    return {"Fn::GetAtt": name.split(".", 1)} if "." in name else {"Ref": name}
+
+
+def dashboard_body(t):
+    """The dashboard's JSON with every `${...}` that makes a whole string turned back into the
+    expression it stands for (the Namespace variable into its own)."""
+    dashboards = resources(t, "AWS::CloudWatch::Dashboard")
+    assert len(dashboards) == 1, dashboards
+    body = next(iter(dashboards.values()))["Properties"]["DashboardBody"]
+    assert set(body) == {"Fn::Sub"}, "the body is a !Sub of JSON"
+    text, variables = body["Fn::Sub"] if isinstance(body["Fn::Sub"], list) else (body["Fn::Sub"], {})
+
+    def back(value):
+        if isinstance(value, dict):
+            return {k: back(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [back(v) for v in value]
+        if isinstance(value, str) and re.fullmatch(r"\$\{[^}]+\}", value):
+            name = value[2:-1]
+            return variables[name] if name in variables else placeholder(value)
+        return value
+
+    return back(json.loads(text)), variables
+
+
+def metric_uses(t):
+    """Every metric an alarm or a dashboard widget reads: (where, namespace, name, [(dimension, value)])."""
+    uses = []
+    for name, alarm in resources(t, ALARM).items():
+        props = alarm["Properties"]
+        if "MetricName" in props:
+            uses.append((name, props.get("Namespace"), props["MetricName"],
+                         [(d["Name"], d["Value"]) for d in props.get("Dimensions", [])]))
+        for query in props.get("Metrics", []):
+            if "MetricStat" in query:
+                metric = query["MetricStat"]["Metric"]
+                uses.append((f"{name}.{query['Id']}", metric.get("Namespace"), metric["MetricName"],
+                             [(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])]))
+            else:
+                assert "SEARCH" not in query["Expression"], f"{name}: an alarm cannot use SEARCH"
+    body, _ = dashboard_body(t)
+    for widget in body["widgets"]:
+        for line in widget.get("properties", {}).get("metrics", []):
+            where = f"Dashboard: {widget['properties'].get('title')}"
+            if isinstance(line[0], dict) and "expression" in line[0]:
+                uses.extend((where, *search) for search in searched(line[0]["expression"]))
+                continue
+            options = isinstance(line[-1], dict) and not {"Ref", "Fn::GetAtt", "Fn::If"} & set(line[-1])
+            fields = line[:-1] if options else line
+            assert "..." not in fields and "." not in fields, f"{where}: spell every metric out: {line}"
+            assert len(fields) % 2 == 0, f"{where}: {line}"
+            uses.append((where, fields[0], fields[1], list(zip(fields[2::2], fields[3::2]))))
+    return uses
+
+
+def searched(expression):
+    """A SEARCH expression's metric: its schema's namespace and dimension names (values: any)."""
+    found = []
+    for schema, name in re.findall(r'SEARCH\(\s*\'\{(.+?)\}\s+MetricName="([^"]+)"', expression):
+        namespace, *dimensions = [part.strip().strip('"') for part in schema.split(",")]
+        namespace = NAMESPACE if namespace == "${Namespace}" else namespace
+        found.append((namespace, name, [(d, None) for d in dimensions]))
+    assert found or "SEARCH" not in expression, f"a SEARCH these tests cannot read: {expression}"
+    return found
+
+
+def check_metrics_namespace(t):
+    """METRICS_NAMESPACE reaches every function: MetricsNamespace, or the stack's name when empty."""
+    assert t["Parameters"]["MetricsNamespace"].get("Default") == ""
+    assert t["Conditions"]["MetricsNamespaceIsStackName"] == {"Fn::Equals": [{"Ref": "MetricsNamespace"}, ""]}
+    variable = METRICS_CATALOGUE["namespaceVariable"]
+    for name in FUNCTIONS:
+        assert environment(t, name).get(variable) == NAMESPACE, f"{name}: {variable}"
+
+
+def check_metrics_are_the_code_s(t):
+    """Every metric read in our namespace is one the code emits, with `Function` and exactly its own
+    dimensions, in the catalogue's order, and only values the code gives them; AWS's metrics are
+    read for this stack's own resources."""
+    function_dimension = METRICS_CATALOGUE["functionDimension"]
+    uses = metric_uses(t)
+    assert uses
+    for where, namespace, name, dimensions in uses:
+        if isinstance(namespace, str) and namespace.startswith("AWS/"):
+            assert name in AWS_METRICS.get(namespace, ()), f"{where}: {namespace} {name}"
+            assert [(d, normalized(v)) for d, v in dimensions] in AWS_DIMENSIONS[namespace], f"{where}: {dimensions}"
+            continue
+        assert namespace == NAMESPACE, f"{where}: namespace {namespace!r} is not the stack's"
+        assert name in CATALOGUE, f"{where}: {name} is not a metric the code emits"
+        metric = CATALOGUE[name]
+        expected = [function_dimension] + [d["name"] for d in metric["dimensions"]]
+        names = [d for d, _ in dimensions]
+        if all(v is None for _, v in dimensions):  # a SEARCH schema: a set of names
+            assert sorted(names) == sorted(expected), f"{where}: {name} has dimensions {expected}, not {names}"
+            continue
+        assert names == expected, f"{where}: {name} has dimensions {expected}, not {names}"
+        values = dict(dimensions)
+        assert values[function_dimension] in metric["functions"], \
+            f"{where}: {values[function_dimension]} does not emit {name}"
+        for dimension in metric["dimensions"]:
+            assert values[dimension["name"]] in dimension["values"], \
+                f"{where}: {name} {dimension['name']}={values[dimension['name']]!r} is never emitted"
+
+
+def check_function_alarms(t):
+    """Each function has an alarm on its Lambda Errors and one on its Throttles."""
+    for name in FUNCTIONS:
+        for kind in ("Errors", "Throttles"):
+            watching = [a for a, alarm in resources(t, ALARM).items()
+                        if alarm["Properties"].get("Namespace") == "AWS/Lambda"
+                        and alarm["Properties"].get("MetricName") == kind
+                        and [normalized(d["Value"]) for d in alarm["Properties"].get("Dimensions", [])]
+                        == [{"Ref": name}]]
+            assert len(watching) == 1, f"{name}: {len(watching)} alarms on {kind}"
+
+
+def check_alarm_missing_data(t):
+    """Every alarm says what missing data means; for the reconciliation's, silence is the failure."""
+    alarms = resources(t, ALARM)
+    assert alarms
+    for name, alarm in alarms.items():
+        assert alarm["Properties"].get("TreatMissingData") in MISSING_DATA, f"{name}: TreatMissingData"
+    assert alarms["ReconcileNotCompletingAlarm"]["Properties"]["TreatMissingData"] == "breaching"
+
+
+def evaluate(t, value, parameters):
+    """An expression's value for these parameter values (Ref, Fn::If, Fn::Equals, Fn::Not);
+    resources' Refs stay as they are; AWS::NoValue is None."""
+    def condition(name):
+        return evaluate(t, t["Conditions"][name], parameters)
+    if isinstance(value, dict) and len(value) == 1:
+        (function_name, argument), = value.items()
+        if function_name == "Ref":
+            if argument == "AWS::NoValue":
+                return None
+            if argument in t["Parameters"]:
+                return parameters.get(argument, t["Parameters"][argument].get("Default"))
+            return value
+        if function_name == "Fn::If":
+            name, yes, no = argument
+            return evaluate(t, yes if condition(name) else no, parameters)
+        if function_name == "Fn::Equals":
+            left, right = (evaluate(t, v, parameters) for v in argument)
+            return left == right
+        if function_name == "Fn::Not":
+            return not evaluate(t, argument[0], parameters)
+        if function_name == "Condition":
+            return condition(argument)
+    return value
+
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:oncall"
+
+
+def check_alarm_actions(t):
+    """Every alarm notifies AlarmTopicArn and/or the topic made for AlarmEmail, when it fires and
+    when it clears; with neither, no alarm has an action."""
+    for parameter in ("AlarmTopicArn", "AlarmEmail"):
+        assert t["Parameters"][parameter].get("Default") == "", f"{parameter} is optional"
+    topics = resources(t, "AWS::SNS::Topic")
+    assert set(topics) == {"AlarmTopic"}
+    topic = topics["AlarmTopic"]
+    assert "Condition" in topic, "the topic is made only for AlarmEmail"
+    assert evaluate(t, {"Condition": topic["Condition"]}, {"AlarmEmail": "ops@example.com"}) is True
+    assert evaluate(t, {"Condition": topic["Condition"]}, {}) is False
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+    cases = [
+        ({}, []),
+        ({"AlarmTopicArn": TOPIC}, [TOPIC]),
+        ({"AlarmEmail": "ops@example.com"}, [{"Ref": "AlarmTopic"}]),
+        ({"AlarmTopicArn": TOPIC, "AlarmEmail": "ops@example.com"}, [TOPIC, {"Ref": "AlarmTopic"}]),
+    ]
+    for name, alarm in resources(t, ALARM).items():
+        props = alarm["Properties"]
+        assert "InsufficientDataActions" not in props, name
+        assert props.get("ActionsEnabled", True) is True, name
+        for key in ("AlarmActions", "OKActions"):
+            for parameters, expected in cases:
+                actions = [a for a in (evaluate(t, v, parameters) for v in props.get(key, [])) if a is not None]
+                assert actions == expected, f"{name}.{key} with {parameters or 'neither'}: {actions}"
+
+
+def runbook_entries(text):
+    """The names the runbook gives an entry: a heading, or a table row's first cell."""
+    names = set()
+    for line in text.splitlines():
+        heading = re.match(r"#+\s+`?([A-Za-z0-9]+)`?\s*$", line)
+        row = re.match(r"\|\s*`?([A-Za-z0-9]+)`?\s*\|", line)
+        if heading or row:
+            names.add((heading or row).group(1))
+    return names
+
+
+def check_alarms_in_runbook(t):
+    """Every alarm has an entry in docs/operating.md under its logical id, and every threshold
+    parameter an alarm reads has a default and a description."""
+    entries = runbook_entries(RUNBOOK.read_text())
+    for name, alarm in resources(t, ALARM).items():
+        assert name in entries, f"{name} has no entry in docs/operating.md"
+        for key in ("Threshold", "EvaluationPeriods"):
+            value = alarm["Properties"].get(key)
+            if isinstance(value, dict):
+                parameter = t["Parameters"][value["Ref"]]
+                assert "Default" in parameter and parameter.get("Description"), f"{name}: {value['Ref']}"
+
+
+def check_reconcile_alarm_window(t):
+    """The reconciliation alarm's window covers more than one schedule interval by default, and
+    stays within the day CloudWatch can evaluate."""
+    props = t["Resources"]["ReconcileNotCompletingAlarm"]["Properties"]
+    window = t["Parameters"][props["EvaluationPeriods"]["Ref"]]
+    interval = t["Parameters"]["ReconcileIntervalMinutes"]
+    assert props["Period"] == 60
+    assert int(window["Default"]) >= 2 * int(interval["Default"]), "two runs at least"
+    assert int(window["MaxValue"]) * props["Period"] <= 86400
+    assert props["ComparisonOperator"] == "LessThanThreshold" and props["Threshold"] == 1
+
+
+def check_dashboard_shows_every_alarm(t):
+    """The dashboard's alarm widget lists every alarm, and only the stack's."""
+    body, _ = dashboard_body(t)
+    listed = [normalized(a) for w in body["widgets"] if w["type"] == "alarm" for a in w["properties"]["alarms"]]
+    assert sorted(map(key, listed)) == sorted(key({"Fn::GetAtt": [a, "Arn"]}) for a in resources(t, ALARM))
+
+
 # ── The tests: the real template passes every check ──────────────────────────────────────────────
 
 @pytest.fixture(scope="module")
@@ -724,6 +979,50 @@ def test_stream_consumer_retries_bisects_and_dead_letters(template):
     check_stream_consumer(template)
 
 
+def test_metrics_namespace_reaches_every_function(template):
+    check_metrics_namespace(template)
+
+
+def test_alarm_and_dashboard_metrics_are_the_code_s(template):
+    check_metrics_are_the_code_s(template)
+
+
+def test_every_function_has_error_and_throttle_alarms(template):
+    check_function_alarms(template)
+
+
+def test_every_alarm_says_what_missing_data_means(template):
+    check_alarm_missing_data(template)
+
+
+def test_alarm_actions_follow_the_notification_parameters(template):
+    check_alarm_actions(template)
+
+
+def test_every_alarm_is_in_the_runbook(template):
+    check_alarms_in_runbook(template)
+
+
+def test_reconciliation_alarm_window(template):
+    check_reconcile_alarm_window(template)
+
+
+def test_dashboard_shows_every_alarm(template):
+    check_dashboard_shows_every_alarm(template)
+
+
+def catalogue_rows(text):
+    """The metric catalogue table of the runbook: its first column's names."""
+    return {m.group(1) for m in re.finditer(r"^\|\s*`([A-Za-z]+)`\s*\|\s*(Count|Milliseconds)\s*\|", text, re.M)}
+
+
+def test_runbook_lists_every_metric_of_the_catalogue():
+    rows = catalogue_rows(RUNBOOK.read_text())
+    assert rows == set(CATALOGUE), f"missing: {set(CATALOGUE) - rows}, unknown: {rows - set(CATALOGUE)}"
+    # And the check can fail: a row less is noticed.
+    assert catalogue_rows(RUNBOOK.read_text().replace("| `ReconcileDrift` |", "| ReconcileDrift |")) != set(CATALOGUE)
+
+
 # ── Every check fails on a template that breaks its promise ──────────────────────────────────────
 
 def props(t, name):
@@ -763,6 +1062,13 @@ def both(*mutations):
         for m in mutations:
             m(t)
     return mutate
+
+
+def sub_dashboard(t, old, new):
+    """Replaces text in the dashboard's JSON (the !Sub string)."""
+    body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert old in body[0], old
+    body[0] = body[0].replace(old, new)
 
 
 R = "Resources"
@@ -936,6 +1242,56 @@ MUTATIONS = {
     "no DLQ": (check_stream_consumer, delete_in([R, "PublishEventsStream", "Properties", "DestinationConfig"])),
     "keys-only stream": (check_table_matches_definition, set_in(
         [R, TABLE, "Properties", "StreamSpecification", "StreamViewType"], "KEYS_ONLY")),
+    # Metrics, alarms and the dashboard: one misspelling each, caught.
+    "misspelled metric": (check_metrics_are_the_code_s, set_in(
+        [R, "WebhookSignatureRejectionsAlarm", "Properties", "MetricName"], "Webhook")),
+    "misspelled dimension": (check_metrics_are_the_code_s, set_in(
+        [R, "WebhookSignatureRejectionsAlarm", "Properties", "Dimensions", 1, "Name"], "outcome")),
+    "value never emitted": (check_metrics_are_the_code_s, set_in(
+        [R, "WebhookSignatureRejectionsAlarm", "Properties", "Dimensions", 1, "Value"], "rejected")),
+    "function that does not emit it": (check_metrics_are_the_code_s, set_in(
+        [R, "NangoUnavailableAlarm", "Properties", "Metrics", 0, "MetricStat", "Metric", "Dimensions", 0, "Value"],
+        "list-connections")),
+    "no Function dimension": (check_metrics_are_the_code_s, delete_in(
+        [R, "ReconcileDriftAlarm", "Properties", "Dimensions", 0])),
+    "extra dimension": (check_metrics_are_the_code_s, lambda t: props(t, "ReconcileDriftAlarm")["Dimensions"].append(
+        {"Name": "Result", "Value": "complete"})),
+    "fixed namespace": (check_metrics_are_the_code_s, set_in(
+        [R, "ReconcileNotCompletingAlarm", "Properties", "Namespace"], "NangoConnect")),
+    "misspelled in a metric-math alarm": (check_metrics_are_the_code_s, set_in(
+        [R, "WebhookFailuresAlarm", "Properties", "Metrics", 1, "MetricStat", "Metric", "Dimensions", 1, "Value"],
+        "unstoreable")),
+    "misspelled on the dashboard": (check_metrics_are_the_code_s, lambda t: sub_dashboard(
+        t, '"ReconcileRuns", "Function"', '"ReconcileRun", "Function"')),
+    "wrong SEARCH schema": (check_metrics_are_the_code_s, lambda t: sub_dashboard(
+        t, ',Code,Function}', ',Function}')),
+    "AWS metric misspelled": (check_metrics_are_the_code_s, set_in(
+        [R, "EventsDeadLetterQueueAlarm", "Properties", "MetricName"], "ApproximateNumberOfMessages")),
+    "AWS metric of another queue": (check_metrics_are_the_code_s, set_in(
+        [R, "EventsDeadLetterQueueAlarm", "Properties", "Dimensions", 0, "Value"], "some-queue")),
+    "API stage": (check_metrics_are_the_code_s, set_in(
+        [R, "Api5xxRateAlarm", "Properties", "Metrics", 0, "MetricStat", "Metric", "Dimensions", 1, "Value"], "prod")),
+    "namespace not given": (check_metrics_namespace, delete_in(
+        ["Globals", "Function", "Environment", "Variables", "METRICS_NAMESPACE"])),
+    "namespace fixed": (check_metrics_namespace, set_in(
+        ["Globals", "Function", "Environment", "Variables", "METRICS_NAMESPACE"], "NangoConnect")),
+    "no errors alarm": (check_function_alarms, delete_in([R, "PublishEventsErrorsAlarm"])),
+    "throttles of another function": (check_function_alarms, set_in(
+        [R, "WebhookReceiverThrottlesAlarm", "Properties", "Dimensions", 0, "Value"], {"Ref": RECONCILER})),
+    "missing data left to chance": (check_alarm_missing_data, delete_in(
+        [R, "NangoUnavailableAlarm", "Properties", "TreatMissingData"])),
+    "crashed runs unseen": (check_alarm_missing_data, set_in(
+        [R, "ReconcileNotCompletingAlarm", "Properties", "TreatMissingData"], "notBreaching")),
+    "fixed alarm action": (check_alarm_actions, set_in(
+        [R, "Api5xxRateAlarm", "Properties", "AlarmActions"], [TOPIC])),
+    "no OK action": (check_alarm_actions, delete_in([R, "ReconcileDriftAlarm", "Properties", "OKActions"])),
+    "topic always made": (check_alarm_actions, delete_in([R, "AlarmTopic", "Condition"])),
+    "alarm not in the runbook": (check_alarms_in_runbook, set_in([R, "UndocumentedAlarm"], {
+        "Type": ALARM, "Properties": {"TreatMissingData": "notBreaching"}})),
+    "one-run window": (check_reconcile_alarm_window, set_in(
+        ["Parameters", "ReconcileAlarmMinutesWithoutComplete", "Default"], 15)),
+    "alarm off the dashboard": (check_dashboard_shows_every_alarm, lambda t: sub_dashboard(
+        t, '"${Api5xxRateAlarm.Arn}",', '')),
 }
 
 
