@@ -60,7 +60,17 @@ impl ReconcileConnections {
         let result = self.reconciler.run(run_deadline(deadline_ms)).await;
         match &result {
             Ok(summary) => {
+                // The figures a query filters on as fields of their own; the whole summary too.
                 tracing::info!(
+                    complete = summary.complete,
+                    incomplete_reason = summary.incomplete_reason.as_deref().unwrap_or(""),
+                    seen = summary.seen,
+                    stored_new = summary.stored_new,
+                    changed = summary.changed,
+                    marked_deleted = summary.marked_deleted,
+                    restored = summary.restored,
+                    nango_requests = summary.nango_requests,
+                    duration_ms = summary.duration_ms,
                     summary = %serde_json::to_string(summary).unwrap_or_default(),
                     "reconciliation run"
                 );
