@@ -30,11 +30,17 @@ async function listed(owner) {
   return all;
 }
 
-test('each creation and deletion webhook costs one exact lookup, status changes none', { skip: !emulated && 'needs the Nango emulator' }, async () => {
+test('each creation and deletion webhook costs one exact lookup, status changes none', { skip: !emulated && 'needs the Nango emulator' }, async (t) => {
   const claims = { sub: `e2e-cost-${run}`, org_id: `e2e-cost-org-${run}` };
   const token = (await call(`${stack}/dev/token`, { method: 'POST', body: claims })).body.token;
   const owner = { token, tags: { end_user_id: claims.sub, organization_id: claims.org_id } };
   await control('DELETE', '/_emulator/requests');
+  // The 40 webhooks below go out at once. The local gateway runs at most SANDBOXES_PER_FUNCTION
+  // receivers (4 in the tests), and a throttled webhook is a 429 that Nango never retries: held
+  // to that many in flight, every one is delivered, which is what this test counts.
+  const sandboxes = Number(process.env.SANDBOXES_PER_FUNCTION || 4);
+  await control('POST', '/_emulator/webhooks/delivery', { concurrency: sandboxes });
+  t.after(() => control('POST', '/_emulator/webhooks/delivery', { concurrency: 0 }));
 
   const created = await control('POST', '/_emulator/connections', {
     connections: [{ integration: 'github', tags: owner.tags, webhook: true, count: connections }],

@@ -4,8 +4,9 @@
 // - the webhook receiver's function URL, at /webhooks/nango (any path below it, no authorizer);
 // - local-only extras: the local OIDC issuer's discovery document and JWKS and POST /dev/token
 //   (unless the gateway checks a real issuer's tokens), POST /dev/reconcile (runs the scheduled
-//   reconciliation now), GET /dev/functions (each function's sandbox starts and crashes, its
-//   process id and whether it is mid-invocation),
+//   reconciliation now), GET /dev/functions (each function's sandboxes: starts, crashes,
+//   throttles, each process id and whether it is mid-invocation), GET /dev/metrics (the totals of
+//   the metrics the functions' EMF lines carry, as CloudWatch would extract them; DELETE resets),
 //   /demo-config.json, the demo page's static files, and the API reference
 //   (/api-reference/, over /openapi.yaml).
 import { createServer } from 'node:http';
@@ -57,7 +58,8 @@ const CONTENT_TYPES = {
 
 // authorizer: checks bearer tokens (authorizer.js); localIssuer: the stack's own issuer
 // (issuer.js), or null when the authorizer trusts a real one.
-export function createGateway({ functions, authorizer, localIssuer, allowedOrigins, staticRoots, demoConfig, log = console.log }) {
+// metrics: the MetricsCollector (metrics.js) the functions' lines go to, or null.
+export function createGateway({ functions, authorizer, localIssuer, allowedOrigins, staticRoots, demoConfig, metrics = null, log = console.log }) {
   const issuerPath = localIssuer ? new URL(localIssuer.url).pathname.replace(/\/+$/, '') : null;
   const json = (res, status, body, headers = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -69,13 +71,32 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
       ? { 'access-control-allow-origin': origin, 'access-control-expose-headers': 'retry-after', vary: 'Origin' }
       : {};
 
-  async function invoke(res, fn, event, extraHeaders) {
+  // When every sandbox of the function is busy at its maximum, Lambda throttles the invocation,
+  // and each front answers as it does in AWS:
+  // - the HTTP API: "If the Lambda API rejects the invocation request, API Gateway returns a 500
+  //   error code" with {"message": "Internal server error"} (AWS Lambda Developer Guide, "Handling
+  //   Lambda errors with an API Gateway API",
+  //   https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html); an HTTP API
+  //   writes it "Internal Server Error", as for any other integration failure. Not a 429: API
+  //   Gateway's 429 {"message":"Too Many Requests"} is its own stage throttle, not Lambda's.
+  // - a function URL: Lambda's own answer, 429 TooManyRequestsException (the Lambda API's error:
+  //   Type, message, Reason ReservedFunctionConcurrentInvocationLimitExceeded; see
+  //   https://docs.aws.amazon.com/botocore/latest/reference/services/lambda/client/exceptions/TooManyRequestsException.html).
+  // Locally only, `x-local-gateway-throttled` names the function, so that a test can tell a
+  // throttle from a function's failure; AWS sends no such header.
+  async function invoke(res, fn, event, extraHeaders, { functionUrl = false } = {}) {
     let result;
     try {
       result = await functions[fn].invoke(event);
     } catch (error) {
       log(`[gateway] ${error.message}`);
-      return json(res, 500, { message: 'Internal Server Error' }, extraHeaders);
+      if (error.throttled && functionUrl) {
+        return json(res, 429, { Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded', Type: 'User', message: 'Rate Exceeded.' }, {
+          ...extraHeaders, 'x-amzn-errortype': 'TooManyRequestsException', 'x-local-gateway-throttled': fn,
+        });
+      }
+      const throttled = error.throttled ? { 'x-local-gateway-throttled': fn } : {};
+      return json(res, 500, { message: 'Internal Server Error' }, { ...extraHeaders, ...throttled });
     }
     const headers = { ...(result.headers ?? {}), ...extraHeaders };
     for (const [name, values] of Object.entries(result.multiValueHeaders ?? {})) headers[name] = values;
@@ -132,7 +153,7 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
 
     if (url.pathname === WEBHOOK_PATH || url.pathname.startsWith(`${WEBHOOK_PATH}/`)) {
       const event = httpEvent(req, body, { routeKey: '$default', claims: null, domainName: 'webhook.lambda-url.local' });
-      return invoke(res, 'webhook-receiver', event, {});
+      return invoke(res, 'webhook-receiver', event, {}, { functionUrl: true });
     }
 
     const route = API_ROUTES.find((r) => r.method === req.method && matchPath(r.path, url.pathname));
@@ -191,7 +212,9 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
     if (url.pathname === '/dev/reconcile' && req.method === 'POST') {
       if (!functions['reconcile-connections']) return json(res, 404, { message: 'Not Found' });
       try {
-        const summary = await functions['reconcile-connections'].invoke({ source: 'local-gateway', 'detail-type': 'on demand' });
+        // Deployed, the schedule invokes it asynchronously, and Lambda retries a throttled
+        // asynchronous invocation later: here, the request waits for a free sandbox.
+        const summary = await functions['reconcile-connections'].invokeWhenFree({ source: 'local-gateway', 'detail-type': 'on demand' });
         return json(res, 200, summary);
       } catch (error) {
         log(`[gateway] ${error.message}`);
@@ -201,6 +224,14 @@ export function createGateway({ functions, authorizer, localIssuer, allowedOrigi
 
     if (url.pathname === '/dev/functions' && req.method === 'GET') {
       return json(res, 200, Object.fromEntries(Object.entries(functions).map(([name, fn]) => [name, fn.status()])));
+    }
+
+    if (url.pathname === '/dev/metrics' && metrics) {
+      if (req.method === 'GET') return json(res, 200, metrics.snapshot());
+      if (req.method === 'DELETE') {
+        metrics.reset();
+        return res.writeHead(204).end();
+      }
     }
 
     if (url.pathname === '/demo-config.json' && req.method === 'GET') return json(res, 200, demoConfig);

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { createAuthorizer } from './authorizer.js';
 import { createGateway, staticFile, staticRoot } from './gateway.js';
 import { createLocalIssuer, generateSigningKey, loadOrCreateSigningKey } from './issuer.js';
-import { LambdaFunction } from './runtime-api.js';
+import { MetricsCollector } from './metrics.js';
+import { DEFAULT_MAX_SANDBOXES, LambdaFunction } from './runtime-api.js';
 import { StreamPoller } from './stream-poller.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -61,10 +62,15 @@ const timeouts = {
   'reconcile-connections': 300_000,
 };
 
+// How many sandboxes each function may run at once (Lambda's concurrency, per function); past
+// that, invocations are throttled (see runtime-api.js and gateway.js).
+const maxSandboxes = Number(env.SANDBOXES_PER_FUNCTION || DEFAULT_MAX_SANDBOXES);
+if (!Number.isInteger(maxSandboxes) || maxSandboxes < 1) fail(`SANDBOXES_PER_FUNCTION must be a whole number from 1, not ${env.SANDBOXES_PER_FUNCTION}`);
+// What the functions' EMF lines would put in CloudWatch (GET /dev/metrics).
+const metrics = new MetricsCollector();
 const functions = {};
 for (const [name, timeoutMs] of Object.entries(timeouts)) {
-  functions[name] = new LambdaFunction({ name, binary: join(binaries, name), env: functionEnv, timeoutMs });
-  await functions[name].listen();
+  functions[name] = new LambdaFunction({ name, binary: join(binaries, name), env: functionEnv, timeoutMs, maxSandboxes, metrics });
 }
 
 const demo = join(repo, 'infra', 'demo');
@@ -73,6 +79,7 @@ const gateway = createGateway({
   functions,
   authorizer,
   localIssuer,
+  metrics,
   allowedOrigins: (env.ALLOWED_ORIGINS ?? `${origin},http://localhost:${port}`).split(',').map((o) => o.trim()),
   staticRoots: [
     staticRoot('/vendor/nango/', demo, 'node_modules', '@nangohq', 'frontend', 'dist'),
@@ -93,9 +100,10 @@ const gateway = createGateway({
 gateway.listen(port, host, () => {
   console.log(`local gateway listening on ${origin}`);
   console.log(`tokens checked against ${authorizer.issuer} (audience ${authorizer.audiences.join(', ')})`);
+  console.log(`up to ${maxSandboxes} sandbox(es) per function (SANDBOXES_PER_FUNCTION)`);
 });
 
-// Start every sandbox now, so the first click does not pay cold starts.
+// Start one sandbox of each function now, so the first click does not pay cold starts.
 for (const fn of Object.values(functions)) fn.start();
 
 // The table's stream → publish-events, when the stack has an event bus (scripts/dev sets one).

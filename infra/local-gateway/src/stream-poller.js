@@ -109,7 +109,8 @@ export class StreamPoller {
     for (let attempt = 0; batch.length; attempt++) {
       let failed;
       try {
-        const answer = await this.fn.invoke({ Records: batch });
+        // A throttle is not a failed attempt: the event source mapping waits for a sandbox.
+        const answer = await this.fn.invokeWhenFree({ Records: batch });
         const ids = (answer?.batchItemFailures ?? []).map((f) => f.itemIdentifier);
         if (!ids.length) return;
         // Lambda resumes at the lowest failed sequence number; an empty one fails the whole batch.

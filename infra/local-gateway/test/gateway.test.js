@@ -6,15 +6,25 @@ import { join } from 'node:path';
 import { createAuthorizer } from '../src/authorizer.js';
 import { createGateway, matchPath, staticRoot } from '../src/gateway.js';
 import { createLocalIssuer, generateSigningKey } from '../src/issuer.js';
+import { MetricsCollector } from '../src/metrics.js';
+import { ThrottledError } from '../src/runtime-api.js';
 import { freePort, keyPair, sign, startIssuer } from '../testkit/oidc.js';
 
 const calls = [];
-const fake = (name) => ({
-  invoke: async (event) => {
-    calls.push({ name, event });
-    return { statusCode: 201, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ from: name }) };
-  },
-});
+// A function whose sandboxes are all busy when `throttled` is set (runtime-api.js's ThrottledError).
+const fake = (name) => {
+  const fn = {
+    throttled: false,
+    invoke: async (event) => {
+      if (fn.throttled) throw new ThrottledError(name, 4);
+      calls.push({ name, event });
+      return { statusCode: 201, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ from: name }) };
+    },
+    invokeWhenFree: (event) => fn.invoke(event),
+  };
+  return fn;
+};
+const metrics = new MetricsCollector();
 const functions = Object.fromEntries(
   ['create-session', 'reconnect-session', 'list-connections', 'delete-connection', 'webhook-receiver', 'reconcile-connections'].map((n) => [n, fake(n)]),
 );
@@ -32,6 +42,7 @@ async function startGateway({ authorizer, localIssuer, port = 0 }) {
     allowedOrigins: ['http://127.0.0.1:3000'],
     staticRoots: [staticRoot('/', publicDir)],
     demoConfig: { emulator: true },
+    metrics,
     log: (line) => logged.push(line),
   });
   await new Promise((resolve) => gateway.listen(port, '127.0.0.1', resolve));
@@ -265,4 +276,48 @@ test('POST /dev/reconcile runs the reconciliation with a non-HTTP event and answ
   assert.equal(calls[0].name, 'reconcile-connections');
   assert.equal(calls[0].event.requestContext, undefined, 'not an API Gateway event');
   assert.equal((await fetch(`${base}/dev/reconcile`)).status, 404, 'POST only');
+});
+
+test('a throttled API route is 500 {"message":"Internal Server Error"}, as API Gateway answers when Lambda rejects the invocation', async () => {
+  functions['list-connections'].throttled = true;
+  try {
+    const response = await fetch(`${base}/connections`, { headers: { authorization: `Bearer ${await token()}`, origin: 'http://127.0.0.1:3000' } });
+    assert.equal(response.status, 500);
+    assert.deepEqual(await response.json(), { message: 'Internal Server Error' });
+    assert.equal(response.headers.get('x-local-gateway-throttled'), 'list-connections');
+    assert.equal(response.headers.get('access-control-allow-origin'), 'http://127.0.0.1:3000');
+  } finally {
+    functions['list-connections'].throttled = false;
+  }
+});
+
+test("a throttled function URL is 429 with Lambda's TooManyRequestsException", async () => {
+  functions['webhook-receiver'].throttled = true;
+  try {
+    const response = await fetch(`${base}/webhooks/nango`, { method: 'POST', body: '{}' });
+    assert.equal(response.status, 429);
+    assert.equal(response.headers.get('x-amzn-errortype'), 'TooManyRequestsException');
+    assert.deepEqual(await response.json(), { Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded', Type: 'User', message: 'Rate Exceeded.' });
+  } finally {
+    functions['webhook-receiver'].throttled = false;
+  }
+});
+
+test('GET /dev/metrics shows the totals of the EMF lines recorded; DELETE resets them', async () => {
+  metrics.reset();
+  const line = (value) => JSON.stringify({
+    _aws: { Timestamp: 1, CloudWatchMetrics: [{ Namespace: 'nango-connect', Dimensions: [['Function']], Metrics: [{ Name: 'NangoLatency', Unit: 'Milliseconds' }] }] },
+    Function: 'create-session',
+    NangoLatency: value,
+  });
+  metrics.record(line(120));
+  metrics.record(line([30, 50]));
+  const shown = await (await fetch(`${base}/dev/metrics`)).json();
+  assert.equal(shown.lines, 2);
+  assert.deepEqual(shown.metrics, [{
+    namespace: 'nango-connect', metric: 'NangoLatency', unit: 'Milliseconds', dimensions: { Function: 'create-session' },
+    samples: 3, sum: 200, min: 30, max: 120,
+  }]);
+  assert.equal((await fetch(`${base}/dev/metrics`, { method: 'DELETE' })).status, 204);
+  assert.deepEqual((await (await fetch(`${base}/dev/metrics`)).json()).metrics, []);
 });
