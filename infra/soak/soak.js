@@ -9,7 +9,7 @@
 //   SOAK_STACK_PID       scripts/dev's process: only its descendants are stopped or killed
 //   SOAK_DYNAMODB_LOG    where the restarted DynamoDB Local writes its output
 //   SOAK_DYNAMODB_PID_FILE  the restarted DynamoDB Local's pid, for scripts/soak to kill at exit
-//   SOAK_CONNECTIONS (200), SOAK_ORGS (10), SOAK_CONCURRENCY (8), SOAK_SEED (1)
+//   SOAK_CONNECTIONS (200), SOAK_ORGS (10), SOAK_CONCURRENCY (8), SOAK_SEED (1), SOAK_BUSY_SECONDS (60)
 //
 // The gateway runs up to SANDBOXES_PER_FUNCTION sandboxes per function (scripts/soak passes it);
 // at a concurrency above that, some requests are throttled as Lambda throttles them (our API:
@@ -40,6 +40,9 @@ const faults = [];
 // Throttles (the gateway says so in a local-only header) are counted apart, by endpoint.
 const serverErrors = [];
 const throttled = new Map();
+// The soak's users refused 429 rate_limited (their own share used up): must stay 0, since each makes
+// a few requests, far within the share; only the busy user below meets it.
+const rateLimited = new Map(); // endpoint -> answers
 
 async function call(url, { method = 'GET', token, body, endpoint } = {}) {
   const headers = { 'content-type': 'application/json' };
@@ -73,6 +76,9 @@ async function api(method, path, token, body, expected) {
   for (let attempt = 0; attempt < 30; attempt++) {
     const answer = await call(`${stack}${path}`, { method, token, body, endpoint });
     if (answer.status === expected) return answer;
+    if (answer.status === 429 && answer.body?.error?.code === 'rate_limited') {
+      rateLimited.set(endpoint, (rateLimited.get(endpoint) ?? 0) + 1);
+    }
     if (answer.status === 429 || answer.status >= 500) {
       retries.set(endpoint, (retries.get(endpoint) ?? 0) + 1);
       await sleep(200 + 100 * attempt);
@@ -81,6 +87,34 @@ async function api(method, path, token, body, expected) {
     throw new Error(`${endpoint}: ${answer.status} ${JSON.stringify(answer.body)}`);
   }
   throw new Error(`${endpoint}: still failing after 30 attempts`);
+}
+
+// One busy user, sending POST /sessions 20 times a second while everyone else authorizes (issue 18
+// §1): held to their share (UserRequestsPerMinute, UserBurst), while no other user meets theirs.
+const BUSY_RATE_PER_SECOND = 20;
+const BUSY_FOR_MS = Number(process.env.SOAK_BUSY_SECONDS ?? 60) * 1000;
+
+async function busyUser() {
+  const claims = { sub: `soak-busy-${seed}`, email: 'busy@example.com', name: 'Busy User', org_id: `soak-busy-org-${seed}` };
+  const token = (await api('POST', '/dev/token', undefined, claims, 200)).body.token;
+  const counts = { admitted: 0, limited: 0, other: 0, startedAt: performance.now(), endedAt: 0 };
+  const stopAt = counts.startedAt + BUSY_FOR_MS;
+  const inFlight = new Set();
+  for (let n = 0; performance.now() < stopAt; n++) {
+    const request = call(`${stack}/sessions`, { method: 'POST', token, body: {} }).then((answer) => {
+      if (answer.status === 201) counts.admitted++;
+      else if (answer.status === 429 && answer.body?.error?.code === 'rate_limited') counts.limited++;
+      else counts.other++;
+    });
+    inFlight.add(request);
+    request.finally(() => inFlight.delete(request));
+    // The next one on schedule, whatever this one takes.
+    const next = counts.startedAt + ((n + 1) * 1000) / BUSY_RATE_PER_SECOND;
+    await sleep(Math.max(0, next - performance.now()));
+  }
+  await Promise.all(inFlight);
+  counts.endedAt = performance.now();
+  return counts;
 }
 
 async function emulator(method, path, body) {
@@ -186,10 +220,16 @@ async function main() {
   const receiverKillAt = Math.floor(total * 0.6);
   const killAt = Math.floor(total * 0.7);
 
-  // Phase 1: every user mints a token, creates a session and authorizes a connection.
+  // Phase 1: every user mints a token, creates a session and authorizes a connection, while one
+  // busy user floods POST /sessions for a minute (SOAK_BUSY_SECONDS), before the DynamoDB outage.
+  const busy = busyUser();
   const connections = [];
   let outageDone = Promise.resolve();
   await pool(users, async (user, index) => {
+    // The busy user floods during the first part only: while DynamoDB is away the buckets cannot
+    // be read and every request is let through (the limits fail open, by design), and the faults
+    // and kills that follow are each aimed at one user's request.
+    if (index >= outageAt) await busy;
     if (index === outageAt) {
       // In the background: the pool goes on authorizing while DynamoDB is away.
       outageDone = dynamodbOutage();
@@ -221,6 +261,7 @@ async function main() {
   });
   await outageDone;
   const authorizedAt = performance.now();
+  const busyCounts = await busy;
 
   // The dropped creations reach the store only through reconciliation, as in production when the
   // scheduled run comes round; the fates below need the store to know every connection.
@@ -307,6 +348,9 @@ async function main() {
     ['webhook-receiver killed', `pid ${receiver.pid} inside a DynamoDB call (DynamoDB paused ${receiver.pausedMs.toFixed(0)} ms): attempts answered `
       + `${describeAnswers(receiver.answers)}, ${receiver.failed} deliveries failed; `
       + `sandbox starts ${receiver.before.starts} -> ${receiver.after.starts}, crashes ${receiver.before.crashes} -> ${receiver.after.crashes}`],
+    ['fairness: the busy user', `${busyCounts.admitted} admitted, ${busyCounts.limited} refused 429 rate_limited, ${busyCounts.other} other, `
+      + `in ${((busyCounts.endedAt - busyCounts.startedAt) / 1000).toFixed(1)} s at ${BUSY_RATE_PER_SECOND}/s (share: ${busyShare(busyCounts)})`],
+    ['fairness: everyone else refused rate_limited', [...rateLimited].map(([k, v]) => `${k}: ${v}`).join(', ') || '0'],
     ['API retries (429/5xx seen)', [...retries].map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
     ['of which throttled (all sandboxes busy)', [...throttled].map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
     ['webhooks throttled (429, not retried by Nango)', `${stats.answers['429'] ?? 0}`],
@@ -327,7 +371,16 @@ async function main() {
   console.log('\nsoak');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
   // Exit now: the DynamoDB Local this soak started again would keep the process alive.
-  process.exit(lost.length || wrongOwner.length || wrongStatus.length || emulatorLoss ? 1 : 0);
+  const unfair = rateLimited.size > 0 || busyCounts.admitted > busyShare(busyCounts) || busyCounts.limited === 0;
+  if (unfair) console.log('  UNFAIR: the busy user got more than their share, or someone else was refused theirs');
+  process.exit(lost.length || wrongOwner.length || wrongStatus.length || emulatorLoss || unfair ? 1 : 0);
+}
+
+/** The most the busy user may be admitted: a burst, then the rate (scripts/soak passes both). */
+function busyShare({ startedAt, endedAt }) {
+  const perMinute = Number(process.env.USER_REQUESTS_PER_MINUTE ?? 20);
+  const burst = Number(process.env.USER_BURST ?? 10);
+  return burst + Math.ceil(((endedAt - startedAt) / 60_000) * perMinute) + 1;
 }
 
 async function authorizeUser(user) {
