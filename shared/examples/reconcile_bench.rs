@@ -136,7 +136,12 @@ fn peak_rss_kib() -> u64 {
 async fn drive(sizes: &[usize]) -> Result<(), Error> {
     let dynamodb = env("AWS_ENDPOINT_URL_DYNAMODB")?;
     let nango_host = env("NANGO_HOST")?;
-    let http = Tls::new().client_builder().build()?;
+    // Node closes a connection idle for 5 s (its keepAliveTimeout), as long as a pass can take:
+    // a pooled connection must not outlive that.
+    let http = Tls::new()
+        .client_builder()
+        .pool_idle_timeout(Duration::from_secs(1))
+        .build()?;
     println!(
         "| pass | connections | runs | seconds | rows/s | writes | deleted | Nango requests | DynamoDB requests | peak RSS MiB |"
     );
