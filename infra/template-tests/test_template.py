@@ -87,10 +87,11 @@ PERMISSIONS = {
     PUBLISHER: [("dynamodb:DescribeStream", STREAM_ARN), ("dynamodb:GetRecords", STREAM_ARN),
                 ("dynamodb:GetShardIterator", STREAM_ARN), ("dynamodb:ListStreams", "*"),
                 (PUT_EVENTS, BUS_ARN), ("sqs:SendMessage", DLQ_ARN)],
-    # One Scan per run (shared/src/store.rs, scan_all), then the receiver's read and conditional write,
-    # and the note of an absence check (mark_absence_checked).
-    RECONCILER: [("dynamodb:Scan", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN), ("dynamodb:PutItem", TABLE_ARN),
-                 ("dynamodb:UpdateItem", TABLE_ARN), (GET_SECRET, SECRET_ARN), TAKE_TOKEN],
+    # shared/src/store/reconciliation.rs: BatchGetItem per page of Nango's listing (get_many, listed),
+    # the sweep's Scan slices (sweep_page), the checkpoint (GetItem, PutItem); then the receiver's read
+    # and conditional write, and the note of an absence check (mark_absence_checked).
+    RECONCILER: [("dynamodb:BatchGetItem", TABLE_ARN), ("dynamodb:Scan", TABLE_ARN), ("dynamodb:GetItem", TABLE_ARN),
+                 ("dynamodb:PutItem", TABLE_ARN), ("dynamodb:UpdateItem", TABLE_ARN), (GET_SECRET, SECRET_ARN), TAKE_TOKEN],
 }
 # IAM grants these only on "*" (they have no resource type).
 UNSCOPED_ACTIONS = {"dynamodb:ListStreams"}

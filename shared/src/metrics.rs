@@ -119,8 +119,9 @@ RateLimitErrors,
 NangoBudgetWaits,
 /// Calls to Nango given up because the shared budget had nothing left in time, by `Priority`.
 NangoBudgetExhausted,
-/// Reconciliation runs by `Result`: `complete`, `incomplete` (stopped at its deadline or page
-/// budget, or a page failed) or `failed` (the table could not be read).
+/// Reconciliation runs by `Result`: `complete` (ended a pass), `continued` (a pass goes on at
+/// the next run), `abandoned` (a page failed: the pass starts over) or `failed` (the table
+/// could not be used).
 ReconcileRuns,
 /// Rows Nango listed.
 ReconcileRowsSeen,
@@ -180,7 +181,7 @@ pub const WEBHOOK_ERROR_OUTCOMES: &[&str] = &[
     "failed",
 ];
 /// The `Result`s of a reconciliation run.
-pub const RECONCILE_RESULTS: &[&str] = &["complete", "incomplete", "failed"];
+pub const RECONCILE_RESULTS: &[&str] = &["complete", "continued", "abandoned", "failed"];
 
 impl Metric {
     pub fn definition(self) -> Definition {

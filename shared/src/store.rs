@@ -1,6 +1,6 @@
 //! The connections table in DynamoDB: one item per connection, listed by owner through two
-//! global secondary indexes. The request paths never scan; only reconciliation does (see
-//! [`ConnectionStore::scan_all`]).
+//! global secondary indexes. The request paths never scan; only reconciliation's sweep does, a
+//! page at a time (see [`reconciliation`]).
 //!
 //! The table itself is defined once, in `infra/dynamodb/connections-table.json`.
 //!
@@ -25,10 +25,13 @@
 //! | `absenceCheckedAt` | S?   | reconciliation's note: when Nango last confirmed it has this connection although its listing missed it (outside the lifecycle) |
 //! | `expiresAt`        | N?   | tombstones only: epoch seconds, `deletedAt` + the retention; the table's TTL attribute |
 //!
+//! Reconciliation keeps its pass's state in the same table under reserved keys that no connection
+//! id can take ([`RESERVED_PREFIX`], see [`reconciliation`]).
+//!
 //! A tombstone (`status = deleted`) keeps only id, integration, owner ids, status, version and
 //! dates (see [`connection`]), and expires: DynamoDB's time to live removes it some time after
 //! `expiresAt` (within days, not at once), so every read here treats an expired item as gone —
-//! [`get`](ConnectionStore::get), the listing, [`scan_all`](ConnectionStore::scan_all) and the item
+//! [`get`](ConnectionStore::get), the listing, reconciliation's reads and the item
 //! a failed conditional put hands back. A write over an expired item is still conditioned on its
 //! `version`, and continues it, so the item's versions only grow.
 //!
@@ -53,8 +56,13 @@ use crate::nango::{ConnectionId, IntegrationId, Tags};
 
 mod listing;
 mod memory;
+mod reconciliation;
 
 pub use listing::{Cursor, DEFAULT_PAGE_SIZE, InvalidCursor, MAX_PAGE_SIZE, Owners, Page};
+pub use reconciliation::{
+    Checkpoint, CheckpointError, RESERVED_PREFIX, SWEEP_PAGE_ITEMS, Scanned, SweepPage, Swept,
+    is_reserved,
+};
 
 pub const BY_END_USER_INDEX: &str = "byEndUser";
 pub const BY_ORGANIZATION_INDEX: &str = "byOrganization";
@@ -307,44 +315,6 @@ impl ConnectionStore {
         Err(PutError::Store(store_error(err)))
     }
 
-    /// Every stored connection (deleted ones included, expired ones not), read with a paginated, strongly
-    /// consistent Scan. For reconciliation only: it compares the whole table with Nango's whole
-    /// listing, every few minutes, from one invocation, so reading the whole table is the job
-    /// itself: a Scan reads it in 1 MB pages (thousands of items a request), where reading the same
-    /// items by key would take one BatchGetItem per 100 and still miss the ones Nango no longer
-    /// lists. Read capacity is charged by item size either way. No request path scans.
-    pub async fn scan_all(&self) -> Result<Vec<Scanned>, StoreError> {
-        let items: Vec<_> = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .map_err(store_error)?;
-        let now = epoch_now();
-        Ok(items
-            .iter()
-            .filter(|item| !is_expired(item, now))
-            .filter_map(|item| {
-                let connection = from_item(item)
-                    .inspect_err(|err| tracing::error!(error = %err, "skipping a malformed item"))
-                    .ok()?;
-                let absence_checked_at = match item.get(ABSENCE_CHECKED_AT) {
-                    Some(AttributeValue::S(at)) => Some(at.clone()),
-                    _ => None,
-                };
-                Some(Scanned {
-                    connection,
-                    absence_checked_at,
-                })
-            })
-            .collect())
-    }
-
     /// Notes on the item that reconciliation asked Nango about it (`at`), so that the next runs
     /// ask about the others first. Outside the lifecycle: no version bump, no lifecycle event,
     /// and the next lifecycle write drops it (news makes the question moot).
@@ -370,15 +340,6 @@ impl ConnectionStore {
 
 /// When reconciliation last asked Nango about a connection missing from its listing.
 const ABSENCE_CHECKED_AT: &str = "absenceCheckedAt";
-
-/// A connection as a scan reads it, with reconciliation's own note.
-#[derive(Debug, Clone)]
-pub struct Scanned {
-    pub connection: Connection,
-    /// When reconciliation last confirmed with Nango that it still has this connection although
-    /// its listing did not show it; `None`: never.
-    pub absence_checked_at: Option<String>,
-}
 
 enum PutError {
     /// The condition failed; what is stored now.

@@ -91,6 +91,21 @@ pub fn decode(record: &Value) -> Result<StreamChange, RecordError> {
         dynamodb,
         user_identity,
     } = Record::deserialize(record).map_err(|e| RecordError::Shape(e.to_string()))?;
+    // Reconciliation's own items (its checkpoint, the ids a pass listed) share the table, under
+    // keys no connection can have: they are nobody's news.
+    let reserved = |image: &Option<HashMap<String, Value>>| {
+        image
+            .as_ref()
+            .and_then(|attributes| attributes.get("connectionId")?.get("S")?.as_str())
+            .is_some_and(store::is_reserved)
+    };
+    if reserved(&dynamodb.new_image) || reserved(&dynamodb.old_image) {
+        return Ok(StreamChange {
+            old: None,
+            new: None,
+            expired: false,
+        });
+    }
     let connection = |image: &'static str, attributes: Option<HashMap<String, Value>>| {
         attributes
             .map(|attributes| {
@@ -258,6 +273,21 @@ mod tests {
         let untyped = serde_json::json!({"connectionId": "conn-1"});
         assert!(decode(&record(None, Some(untyped))).is_err());
         assert!(decode(&serde_json::json!({"eventName": "INSERT"})).is_err());
+    }
+
+    #[test]
+    fn reconciliations_own_items_are_no_change_to_a_connection() {
+        let checkpoint = json!({"connectionId": {"S": "\u{1}reconcile/checkpoint"},
+            "state": {"S": "{}"}, "version": {"N": "2"}});
+        let change = decode(&record(Some(checkpoint.clone()), Some(checkpoint.clone()))).unwrap();
+        assert_eq!(
+            (change.old, change.new, change.expired),
+            (None, None, false)
+        );
+        let listed = json!({"connectionId": {"S": "\u{1}reconcile/listed/p/0"},
+            "hashes": {"B": "AAAA"}, "expiresAt": {"N": "1"}});
+        let change = decode(&ttl_removal(listed)).unwrap();
+        assert_eq!((change.old, change.new), (None, None));
     }
 
     /// A removal by time to live, as AWS documents it: `REMOVE`, the old image only, and

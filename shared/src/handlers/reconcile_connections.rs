@@ -63,6 +63,8 @@ impl ReconcileConnections {
                 // The figures a query filters on as fields of their own; the whole summary too.
                 tracing::info!(
                     complete = summary.complete,
+                    abandoned = summary.abandoned,
+                    pass_runs = summary.pass_runs,
                     incomplete_reason = summary.incomplete_reason.as_deref().unwrap_or(""),
                     seen = summary.seen,
                     stored_new = summary.stored_new,
@@ -89,8 +91,10 @@ impl ReconcileConnections {
 fn count(summary: &Summary) {
     let result = if summary.complete {
         "complete"
+    } else if summary.abandoned {
+        "abandoned"
     } else {
-        "incomplete"
+        "continued"
     };
     Metric::ReconcileRuns.add_for(&[result], 1);
     Metric::ReconcileRowsSeen.add(summary.seen);

@@ -19,6 +19,7 @@ type Hook = Arc<dyn Fn(&str) -> Option<Step> + Send + Sync>;
 pub struct DynamoProxy {
     pub endpoint: String,
     operations: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     hook: Arc<Mutex<Option<Hook>>>,
 }
 
@@ -27,18 +28,25 @@ impl DynamoProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
         let operations = Arc::new(Mutex::new(Vec::new()));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
         let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
         let client = crate::support::http_client();
-        let (ops, hooks) = (operations.clone(), hook.clone());
+        let (ops, sent, hooks) = (operations.clone(), bodies.clone(), hook.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (ops, hooks, client, upstream) =
-                    (ops.clone(), hooks.clone(), client.clone(), upstream.clone());
+                let (ops, sent, hooks, client, upstream) = (
+                    ops.clone(),
+                    sent.clone(),
+                    hooks.clone(),
+                    client.clone(),
+                    upstream.clone(),
+                );
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         forward(
                             request,
                             ops.clone(),
+                            sent.clone(),
                             hooks.clone(),
                             client.clone(),
                             upstream.clone(),
@@ -53,6 +61,7 @@ impl DynamoProxy {
         DynamoProxy {
             endpoint,
             operations,
+            bodies,
             hook,
         }
     }
@@ -62,8 +71,16 @@ impl DynamoProxy {
         self.operations.lock().expect("not poisoned").clone()
     }
 
+    /// The operations forwarded so far with their request bodies (DynamoDB's JSON), in order.
+    pub fn requests(&self) -> Vec<(String, serde_json::Value)> {
+        let operations = self.operations.lock().expect("not poisoned").clone();
+        let bodies = self.bodies.lock().expect("not poisoned").clone();
+        operations.into_iter().zip(bodies).collect()
+    }
+
     pub fn clear(&self) {
         self.operations.lock().expect("not poisoned").clear();
+        self.bodies.lock().expect("not poisoned").clear();
     }
 
     /// Before forwarding each operation, runs the step `hook` returns for it, if any.
@@ -75,6 +92,7 @@ impl DynamoProxy {
 async fn forward(
     request: hyper::Request<hyper::body::Incoming>,
     operations: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
     hook: Arc<Mutex<Option<Hook>>>,
     client: reqwest::Client,
     upstream: String,
@@ -88,10 +106,15 @@ async fn forward(
         .and_then(|target| target.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
-    operations
-        .lock()
-        .expect("not poisoned")
-        .push(operation.clone());
+    {
+        // One lock for both, so that the two lists stay in step.
+        let mut operations = operations.lock().expect("not poisoned");
+        operations.push(operation.clone());
+        bodies
+            .lock()
+            .expect("not poisoned")
+            .push(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null));
+    }
     let step = hook
         .lock()
         .expect("not poisoned")

@@ -397,3 +397,35 @@ async fn a_rate_limit_table_that_cannot_be_read_lets_requests_through() {
     }
     assert_eq!(nango_calls(&nango).await, 3);
 }
+
+/// Reconciliation takes from the same budget, in the background: it waits for tokens above the
+/// users' reserve and says how long in its summary.
+#[tokio::test]
+async fn reconciliation_waits_for_the_budget_and_says_so_in_its_summary() {
+    use nango_connect::reconcile::{Reconciler, Settings};
+
+    let nango = FakeNango::start().await;
+    for n in 0..3 {
+        nango.add(&format!("budgeted-{n}"), "exa-peer", owner_tags());
+    }
+    let buckets = fresh_rate_limit_table().await;
+    // Bursts of 3, one token back every 250 ms; 1 kept for users: background has 2 at once.
+    let budget = NangoBudget::new(buckets, Rate::per_minute(240, 3), 1);
+    let client =
+        nango_client(&nango.uri(), fast_timeouts()).with_budget(budget, Priority::Background);
+    let settings = Settings {
+        page_size: 1,
+        grace: Duration::ZERO,
+        ..Settings::default()
+    };
+    let reconciler = Reconciler::new(client, store().await, settings);
+    let summary = reconciler
+        .run(tokio::time::Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(summary.complete, "{summary:?}");
+    assert_eq!(summary.stored_new, 3);
+    // Four pages (the last one short) and no more than two at once: it waited.
+    assert!(summary.nango_requests >= 4, "{summary:?}");
+    assert!(summary.nango_budget_wait_ms >= 200, "{summary:?}");
+}

@@ -181,12 +181,10 @@ async fn listed_ids(
 }
 
 async fn versions(store: &ConnectionStore) -> HashMap<ConnectionId, u64> {
-    store
-        .scan_all()
+    stored_connections(store)
         .await
-        .unwrap()
         .into_iter()
-        .map(|s| (s.connection.id, s.connection.version))
+        .map(|c| (c.id, c.version))
         .collect()
 }
 
@@ -928,5 +926,335 @@ async fn put_directly(table: &str, connections: &[(&str, &str)], first: usize) {
         )
         .await;
         assert_eq!(answer["UnprocessedItems"], json!({}), "{answer}");
+    }
+}
+
+/// Stores `count` connections made in Nango (a first pass with room to finish), then has Nango
+/// delete the first of its listing (the newest) without a webhook; the ids, newest first.
+async fn stored_then_newest_deleted_silently(
+    nango: &Emulator,
+    store: &ConnectionStore,
+    count: usize,
+) -> Vec<String> {
+    let specs: Vec<Value> = (0..count)
+        .map(|_| json!({"integration": "github", "tags": owned_by("user-42", "org-7")}))
+        .collect();
+    nango.create_silently(json!(specs)).await;
+    let first = run(&reconciler(
+        nango.client(fast_timeouts()),
+        store,
+        settings(1000),
+    ))
+    .await;
+    assert_eq!(
+        (first.complete, first.stored_new),
+        (true, count as u64),
+        "{first:?}"
+    );
+    let newest_first: Vec<String> = nango
+        .client(fast_timeouts())
+        .list_connections(1000, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.connection_id.unwrap())
+        .collect();
+    nango.delete_silently(&newest_first[0]).await;
+    newest_first
+}
+
+#[tokio::test]
+async fn a_pass_spans_runs_resumes_from_its_checkpoint_and_deletes_only_at_its_end() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let ids = stored_then_newest_deleted_silently(&nango, &store, 9).await;
+    // 8 live rows in pages of 2: pages 0-3 full, page 4 empty. Two pages a run, and each run
+    // after the first reads again the last page the one before read.
+    let reconciler = reconciler(
+        nango.client(fast_timeouts()),
+        &store,
+        Settings {
+            max_pages: 2,
+            ..settings(2)
+        },
+    );
+
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let summary = run(&reconciler).await;
+        assert!(!summary.complete, "{summary:?}");
+        assert!(
+            summary
+                .incomplete_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("page budget")),
+            "{summary:?}"
+        );
+        assert_eq!(
+            (summary.pages, summary.marked_deleted),
+            (2, 0),
+            "{summary:?}"
+        );
+        assert_eq!(
+            store.get(&id(&ids[0])).await.unwrap().unwrap().status,
+            Status::Active,
+            "nothing is deleted before the pass ends"
+        );
+        runs.push(summary);
+    }
+    let last = run(&reconciler).await;
+    assert!(last.complete, "{last:?}");
+    assert_eq!(
+        (
+            last.pages,
+            last.marked_deleted,
+            last.confirmed_present,
+            last.nango_requests
+        ),
+        (2, 1, 0, 3),
+        "pages 3 and 4, then one exact lookup: {last:?}"
+    );
+    runs.push(last);
+    assert_eq!(
+        runs.iter().map(|s| s.pass_runs).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        runs.iter().map(|s| s.pass_pages).collect::<Vec<_>>(),
+        [2, 4, 6, 8]
+    );
+    assert!(
+        runs.iter()
+            .all(|s| s.pass_started_at == runs[0].pass_started_at),
+        "one pass: {runs:?}"
+    );
+    assert_eq!(
+        runs[3].stored_live, 9,
+        "the sweep counted the absent one too, before it was marked deleted"
+    );
+    assert_eq!(
+        store.get(&id(&ids[0])).await.unwrap().unwrap().status,
+        Status::Deleted
+    );
+    let listed = listed_ids(&store, "user-42", Some("org-7")).await;
+    assert_eq!(listed.len(), 8);
+
+    // The next run begins a new pass.
+    let next = run(&reconciler).await;
+    assert_eq!(next.pass_runs, 1, "{next:?}");
+    assert_ne!(next.pass_started_at, runs[0].pass_started_at);
+}
+
+#[tokio::test]
+async fn rows_that_move_up_between_runs_of_a_pass_are_still_seen() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    // Six stored, nothing deleted yet.
+    let specs: Vec<Value> = (0..6)
+        .map(|_| json!({"integration": "github", "tags": owned_by("user-42", "org-7")}))
+        .collect();
+    nango.create_silently(json!(specs)).await;
+    run(&reconciler(
+        nango.client(fast_timeouts()),
+        &store,
+        settings(1000),
+    ))
+    .await;
+    let newest_first: Vec<String> = nango
+        .client(fast_timeouts())
+        .list_connections(1000, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.connection_id.unwrap())
+        .collect();
+    let reconciler = reconciler(
+        nango.client(fast_timeouts()),
+        &store,
+        Settings {
+            max_pages: 2,
+            ..settings(2)
+        },
+    );
+    // Pages 0 and 1 read: the four newest.
+    let first = run(&reconciler).await;
+    assert_eq!((first.complete, first.seen), (false, 4), "{first:?}");
+    // Between runs the newest is deleted in Nango: every row moves up one place, and the fifth
+    // newest is now on page 1, which the first run has read already.
+    nango.delete_silently(&newest_first[0]).await;
+
+    let second = run(&reconciler).await;
+
+    assert!(second.complete, "{second:?}");
+    assert_eq!(
+        (second.pages, second.seen, second.confirmed_present),
+        (2, 3, 0),
+        "page 1 again (the fifth is on it now) and page 2: no live connection looked absent: {second:?}"
+    );
+    assert_eq!(second.nango_requests, 2, "two pages, no exact lookup");
+    // The deletion happened after this pass had listed it: the next pass finds it.
+    assert_eq!(second.marked_deleted, 0);
+    let next = run(&reconciler).await;
+    assert_eq!(next.marked_deleted, 0, "{next:?}");
+    let end = run(&reconciler).await;
+    assert_eq!((end.complete, end.marked_deleted), (true, 1), "{end:?}");
+    assert_eq!(
+        store
+            .get(&id(&newest_first[0]))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Deleted
+    );
+}
+
+#[tokio::test]
+async fn a_page_that_fails_mid_pass_starts_the_pass_over_and_deletes_nothing() {
+    let nango = Emulator::start().await;
+    let store = store().await;
+    let ids = stored_then_newest_deleted_silently(&nango, &store, 7).await;
+    // 6 live rows in pages of 2: pages 0-2 full, page 3 empty.
+    let reconciler = reconciler(
+        nango.client(fast_timeouts()),
+        &store,
+        Settings {
+            max_pages: 2,
+            ..settings(2)
+        },
+    );
+    let first = run(&reconciler).await;
+    assert_eq!((first.complete, first.pages), (false, 2), "{first:?}");
+
+    // The second run re-reads page 1, then page 2 fails with every retry.
+    nango
+        .fault(json!({"route": "GET /connections", "page": 2, "status": 500}))
+        .await;
+    let failed = run(&reconciler).await;
+    assert!(!failed.complete, "{failed:?}");
+    assert!(
+        failed.incomplete_reason.as_deref().is_some_and(
+            |r| r.starts_with("page 2") && r.ends_with("the next run starts a new pass")
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(
+        (failed.pass_runs, failed.marked_deleted),
+        (2, 0),
+        "{failed:?}"
+    );
+    assert_eq!(
+        store.get(&id(&ids[0])).await.unwrap().unwrap().status,
+        Status::Active
+    );
+
+    // Nango recovers: a new pass, from page 0, which deletes only when it ends.
+    nango.clear_faults().await;
+    let restarted = run(&reconciler).await;
+    assert_eq!(
+        (
+            restarted.pass_runs,
+            restarted.pass_pages,
+            restarted.complete,
+            restarted.marked_deleted
+        ),
+        (1, 2, false, 0),
+        "{restarted:?}"
+    );
+    assert_ne!(restarted.pass_started_at, first.pass_started_at);
+    // Pages 1 and 2, then pages 2 and 3 (empty): the pass ends in its third run.
+    let middle = run(&reconciler).await;
+    assert_eq!(
+        (middle.complete, middle.marked_deleted),
+        (false, 0),
+        "{middle:?}"
+    );
+    let end = run(&reconciler).await;
+    assert!(end.complete, "{end:?}");
+    assert_eq!((end.pass_runs, end.marked_deleted), (3, 1), "{end:?}");
+    assert_eq!(
+        store.get(&id(&ids[0])).await.unwrap().unwrap().status,
+        Status::Deleted
+    );
+}
+
+/// The run's reads of the table, through a proxy that records every request: the pages of Nango's
+/// listing are matched by key (BatchGetItem, at most 100 keys), and the sweep reads the table in
+/// slices of at most SWEEP_PAGE_ITEMS items, only the attributes it needs. Nothing reads the whole
+/// table in one go, and no read is bigger than a slice.
+#[tokio::test]
+async fn a_pass_reads_the_table_in_slices_never_whole() {
+    use crate::dynamo_proxy::DynamoProxy;
+    use nango_connect::store::SWEEP_PAGE_ITEMS;
+    const COUNT: usize = 2_500;
+    let nango = Emulator::start().await;
+    let (_, table) = fresh_table().await;
+    let specs: Vec<Value> = (0..COUNT)
+        .map(|i| json!({"integration": "github", "tags": owned_by(&format!("user-{}", i % 50), "org-1")}))
+        .collect();
+    nango.create_silently(json!(specs)).await;
+    let proxy = DynamoProxy::start(dynamodb_endpoint()).await;
+    let store = ConnectionStore::new(dynamodb_client(&proxy.endpoint), table);
+    let reconciler = reconciler(nango.client(fast_timeouts()), &store, settings(1000));
+    let first = run(&reconciler).await;
+    assert_eq!(
+        (first.complete, first.stored_new),
+        (true, COUNT as u64),
+        "{first:?}"
+    );
+    proxy.clear();
+
+    let steady = run(&reconciler).await;
+
+    assert!(steady.complete, "{steady:?}");
+    assert_eq!(
+        (steady.unchanged, steady.swept),
+        (COUNT as u64, COUNT as u64),
+        "{steady:?}"
+    );
+    let requests = proxy.requests();
+    let count = |operation: &str| requests.iter().filter(|(op, _)| op == operation).count();
+    // 3 pages (1,000, 1,000, 500): 10 + 10 + 5 batch reads of 100 keys.
+    assert_eq!(
+        count("BatchGetItem"),
+        25 + 1,
+        "and one for the listed ids: {requests:?}"
+    );
+    // The sweep: 2,500 items and a checkpoint, 1,000 a slice.
+    assert_eq!(count("Scan"), 3);
+    assert_eq!(
+        count("PutItem"),
+        3 * 2 + 3 + 1,
+        "per page its ids and the checkpoint; per slice the checkpoint; the end"
+    );
+    assert_eq!(count("GetItem"), 1, "the checkpoint");
+    assert_eq!(count("Query"), 0);
+    assert_eq!(requests.len(), 26 + 3 + 10 + 1, "{requests:?}");
+    for (operation, body) in &requests {
+        match operation.as_str() {
+            "BatchGetItem" => {
+                let keys = body["RequestItems"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .next()
+                    .unwrap()["Keys"]
+                    .as_array()
+                    .unwrap()
+                    .len();
+                assert!(keys <= 100, "{keys} keys");
+            }
+            "Scan" => {
+                assert_eq!(body["Limit"], json!(SWEEP_PAGE_ITEMS), "{body}");
+                assert!(body["ProjectionExpression"].is_string(), "{body}");
+                assert!(
+                    !body["ProjectionExpression"]
+                        .as_str()
+                        .unwrap()
+                        .contains("tags")
+                );
+            }
+            _ => {}
+        }
     }
 }

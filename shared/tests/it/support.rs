@@ -110,6 +110,50 @@ pub async fn fresh_rate_limit_table() -> Buckets {
     Buckets::new(dynamodb_client(&dynamodb_endpoint()), name)
 }
 
+/// Every connection item of the store's table, read whole (reconciliation's own items left out):
+/// what a test compares before and after. The code under test never reads a table this way.
+pub async fn stored_connections(
+    store: &ConnectionStore,
+) -> Vec<nango_connect::connection::Connection> {
+    let items: Vec<_> = dynamodb_client(&dynamodb_endpoint())
+        .scan()
+        .table_name(store.table())
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("the table scans");
+    items
+        .iter()
+        .filter(|item| {
+            !item
+                .get("connectionId")
+                .and_then(|k| k.as_s().ok())
+                .is_some_and(|k| nango_connect::store::is_reserved(k))
+        })
+        .map(|item| nango_connect::store::from_item(item).expect("a connection item"))
+        .collect()
+}
+
+/// The ids reconciliation's sweep reads, page after page (expired tombstones left out).
+pub async fn swept_ids(store: &ConnectionStore) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .sweep_page(after.as_deref())
+            .await
+            .expect("the table sweeps");
+        ids.extend(page.connections.into_iter().map(|c| c.id.to_string()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
 pub async fn store() -> ConnectionStore {
     let (client, table) = fresh_table().await;
     ConnectionStore::new(client, table)

@@ -146,7 +146,7 @@ async fn an_expired_tombstone_is_gone_and_a_creation_over_it_is_new_and_continue
     put_expired(&table, CONNECTION_ID, "deleted", "mallory", 3).await;
     let direct = ConnectionStore::new(client, table.clone());
     assert_eq!(direct.get(&id()).await.unwrap(), None);
-    assert!(direct.scan_all().await.unwrap().is_empty());
+    assert!(swept_ids(&direct).await.is_empty());
 
     // A container that never saw it: its guess (nothing stored) fails, the failed put hands back
     // the expired item, and the write goes over it conditioned on its version — not on absence,
@@ -236,12 +236,5 @@ async fn expired_items_are_left_out_of_the_listing_and_the_scan() {
     let page = store.list_page(&owners, 10, None).await.unwrap();
     let listed: Vec<&str> = page.connections.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(listed, [CONNECTION_ID]);
-    let scanned: Vec<String> = store
-        .scan_all()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.connection.id.to_string())
-        .collect();
-    assert_eq!(scanned, [CONNECTION_ID]);
+    assert_eq!(swept_ids(&store).await, [CONNECTION_ID]);
 }

@@ -522,3 +522,65 @@ async fn a_caller_over_their_share_counts_as_rate_limited_and_a_wait_for_the_bud
     assert_eq!(points.sum("SessionsCreated", &[]), 2.0, "{summary}");
     assert_eq!(points.sum("NangoRequests", &[]), 2.0, "{summary}");
 }
+
+/// A pass larger than one run's page budget: the first run carries it on (`continued`), the
+/// last one ends it (`complete`).
+#[tokio::test]
+async fn a_pass_over_several_runs_counts_continued_then_complete() {
+    let capture = Capture::start(function::RECONCILE_CONNECTIONS);
+    let nango = FakeNango::start().await;
+    for n in 0..3 {
+        nango.add(&format!("lost-creation-{n}"), "exa-peer", owner_tags());
+    }
+    let store = store().await;
+    let settings = Settings {
+        page_size: 1,
+        max_pages: 1,
+        grace: Duration::ZERO,
+        ..Settings::default()
+    };
+    let reconciliation = ReconcileConnections::new(Reconciler::new(
+        nango_client(&nango.uri(), fast_timeouts()),
+        store,
+        settings,
+    ));
+    let first = reconciliation.handle(deadline_in(120)).await.unwrap();
+    assert!(!first.complete && !first.abandoned, "{first:?}");
+    let points = read(&capture, function::RECONCILE_CONNECTIONS);
+    assert_eq!(
+        points.sum("ReconcileRuns", &[("Result", "continued")]),
+        1.0,
+        "{}",
+        points.summary()
+    );
+    assert_eq!(
+        points.sum("ReconcileRuns", &[]),
+        1.0,
+        "{}",
+        points.summary()
+    );
+
+    let mut runs = 1;
+    while !reconciliation
+        .handle(deadline_in(120))
+        .await
+        .unwrap()
+        .complete
+    {
+        runs += 1;
+        assert!(runs < 10, "the pass never ends");
+    }
+    let points = read(&capture, function::RECONCILE_CONNECTIONS);
+    assert_eq!(
+        points.sum("ReconcileRuns", &[("Result", "complete")]),
+        1.0,
+        "{}",
+        points.summary()
+    );
+    assert_eq!(
+        points.sum("ReconcileRuns", &[("Result", "continued")]),
+        f64::from(runs - 1),
+        "{}",
+        points.summary()
+    );
+}
