@@ -314,7 +314,7 @@ impl RateLimitConfig {
 }
 
 /// A whole number in `range`, or `default` when unset.
-fn whole_number(
+pub(crate) fn whole_number(
     source: &impl Source,
     name: &'static str,
     default: u32,

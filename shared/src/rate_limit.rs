@@ -386,6 +386,18 @@ impl Limits {
         Ok(RateLimitConfig::from_source(source)?.map(|config| Limits::new(client.clone(), config)))
     }
 
+    /// For a route that calls Nango for a caller: `nango` taking from the budget at user
+    /// priority, and each caller's share — both from `RATE_LIMIT_TABLE`, or neither.
+    pub fn for_callers(
+        source: &impl Source,
+        client: &Client,
+        nango: NangoClient,
+    ) -> Result<(NangoClient, Option<CallerLimits>), ConfigError> {
+        let limits = Limits::from_source(source, client)?;
+        let nango = Limits::budget(limits.as_ref(), nango, Priority::User);
+        Ok((nango, limits.map(|limits| limits.callers)))
+    }
+
     /// `nango`, taking from the budget at `priority` — or as it is when there are no limits.
     pub fn budget(limits: Option<&Limits>, nango: NangoClient, priority: Priority) -> NangoClient {
         match limits {

@@ -44,7 +44,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::config::{ConfigError, Source, optional};
+use crate::config::{ConfigError, Source, whole_number};
 use crate::connection::{self, AuthEvent, Change, Observation, Owner, Status};
 use crate::nango::{ConnectionId, IntegrationId, ListedConnection, NangoClient, Tags};
 use crate::store::{self, CheckpointError, ConnectionStore, Recorded, StoreError, Swept};
@@ -93,23 +93,7 @@ impl Default for Settings {
 impl Settings {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let defaults = Settings::default();
-        let number = |name: &'static str, default: u32, range: std::ops::RangeInclusive<u32>| {
-            let Some(value) = optional(source, name) else {
-                return Ok(default);
-            };
-            value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| ConfigError::Invalid {
-                    name,
-                    reason: format!(
-                        "must be a whole number in {}..={}",
-                        range.start(),
-                        range.end()
-                    ),
-                })
-        };
+        let number = |name, default, range| whole_number(source, name, default, range);
         Ok(Settings {
             page_size: number(RECONCILE_PAGE_SIZE, defaults.page_size, 1..=MAX_PAGE_SIZE)?,
             max_pages: number(RECONCILE_MAX_PAGES, defaults.max_pages, 1..=10_000)?,

@@ -13,7 +13,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::metrics::Metric;
 use crate::nango::{IntegrationId, NangoClient, NangoError};
-use crate::rate_limit::{CallerLimits, Limits, Priority};
+use crate::rate_limit::{CallerLimits, Limits};
 use crate::transport::Tls;
 
 #[derive(Deserialize)]
@@ -51,14 +51,14 @@ impl CreateSession {
         tls: &Tls,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
-        let limits = Limits::from_source(source, &dynamodb)?;
         let nango = NangoClient::new(&NangoConfig::from_source(source)?, tls)?;
+        let (nango, limits) = Limits::for_callers(source, &dynamodb, nango)?;
         Ok(CreateSession::new(
-            Limits::budget(limits.as_ref(), nango, Priority::User),
+            nango,
             ClaimNames::from_source(source),
             AllowedIntegrations::from_source(source)?,
         )
-        .with_caller_limits(limits.map(|limits| limits.callers)))
+        .with_caller_limits(limits))
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {

@@ -16,7 +16,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::metrics::Metric;
 use crate::nango::{ConnectionId, NangoClient};
-use crate::rate_limit::{CallerLimits, Limits, Priority};
+use crate::rate_limit::{CallerLimits, Limits};
 use crate::store::ConnectionStore;
 use crate::transport::Tls;
 
@@ -55,15 +55,15 @@ impl DeleteConnection {
         tls: &Tls,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
-        let limits = Limits::from_source(source, &dynamodb)?;
         let nango = NangoClient::new(&NangoConfig::from_source(source)?, tls)?;
+        let (nango, limits) = Limits::for_callers(source, &dynamodb, nango)?;
         Ok(DeleteConnection::new(
-            Limits::budget(limits.as_ref(), nango, Priority::User),
+            nango,
             ConnectionStore::from_config(dynamodb, StoreConfig::from_source(source)?),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,
         )
-        .with_caller_limits(limits.map(|limits| limits.callers)))
+        .with_caller_limits(limits))
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {

@@ -14,7 +14,7 @@ use crate::http::{self, ApiError};
 use crate::identity::Identity;
 use crate::metrics::Metric;
 use crate::nango::{ConnectionId, NangoClient, NangoError};
-use crate::rate_limit::{CallerLimits, Limits, Priority};
+use crate::rate_limit::{CallerLimits, Limits};
 
 /// What Nango answers a reconnect naming a connection and integration it does not know (with
 /// "ConnectionID or IntegrationId does not exists"; shared/docs/nango-api.md §3).
@@ -66,16 +66,16 @@ impl ReconnectSession {
         tls: &Tls,
         dynamodb: aws_sdk_dynamodb::Client,
     ) -> Result<Self, InitError> {
-        let limits = Limits::from_source(source, &dynamodb)?;
         let nango = NangoClient::new(&NangoConfig::from_source(source)?, tls)?;
+        let (nango, limits) = Limits::for_callers(source, &dynamodb, nango)?;
         Ok(ReconnectSession::new(
-            Limits::budget(limits.as_ref(), nango, Priority::User),
+            nango,
             ConnectionStore::new(dynamodb, StoreConfig::from_source(source)?.table),
             ClaimNames::from_source(source),
             OrganizationAccess::from_source(source)?,
             AllowedIntegrations::from_source(source)?,
         )
-        .with_caller_limits(limits.map(|limits| limits.callers)))
+        .with_caller_limits(limits))
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {

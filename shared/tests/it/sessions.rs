@@ -10,16 +10,6 @@ use nango_connect::config::NangoTimeouts;
 
 use crate::support::*;
 
-fn session_created() -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(json!({
-        "data": {
-            "token": "nango_connect_session_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-            "connect_link": "https://connect.nango.dev/?session_token=nango_connect_session_0123",
-            "expires_at": "2026-11-26T18:35:00.000Z"
-        }
-    }))
-}
-
 fn nango_error(status: u16, code: &str) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .set_body_json(json!({"error": {"code": code, "message": "from Nango"}}))

@@ -354,6 +354,17 @@ pub fn receiver_confirming_with(
     ))
 }
 
+/// Nango's answer to `POST /connect/sessions` (and `/reconnect`): a session.
+pub fn session_created() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(201).set_body_json(json!({
+        "data": {
+            "token": "nango_connect_session_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "connect_link": "https://connect.nango.dev/?session_token=nango_connect_session_0123",
+            "expires_at": "2026-11-26T18:35:00.000Z"
+        }
+    }))
+}
+
 /// Where no Nango listens.
 pub const UNREACHABLE_NANGO: &str = "http://127.0.0.1:1";
 

@@ -12,7 +12,7 @@ use nango_connect::config::AllowedIntegrations;
 use nango_connect::store::ConnectionStore;
 use serde_json::json;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
 use crate::support::*;
 
@@ -38,16 +38,6 @@ fn capture() -> (tracing::subscriber::DefaultGuard, Arc<Mutex<Vec<u8>>>) {
     // The functions' own subscriber, at the most verbose level the template offers.
     let subscriber = log_subscriber(Some("TRACE"), None, true, move || sink.clone());
     (tracing::subscriber::set_default(subscriber), logs)
-}
-
-fn session_created() -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(json!({
-        "data": {
-            "token": "nango_connect_session_logs",
-            "connect_link": "https://connect.nango.dev/?session_token=nango_connect_session_logs",
-            "expires_at": "2026-11-26T18:35:00.000Z"
-        }
-    }))
 }
 
 #[tokio::test]

@@ -228,13 +228,7 @@ async fn a_session_created_counts_once_and_nango_s_answer_as_2xx() {
     let nango = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/connect/sessions"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "data": {
-                "token": "nango_connect_session_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                "connect_link": "https://connect.nango.dev/?session_token=nango_connect_session_0123",
-                "expires_at": "2026-11-26T18:35:00.000Z"
-            }
-        })))
+        .respond_with(session_created())
         .mount(&nango)
         .await;
     let answer = answer(
@@ -466,13 +460,7 @@ async fn a_caller_over_their_share_counts_as_rate_limited_and_a_wait_for_the_bud
     let capture = Capture::start(function::CREATE_SESSION);
     let nango = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "data": {
-                "token": "nango_connect_session_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                "connect_link": "https://connect.nango.dev/?session_token=nango_connect_session_0123",
-                "expires_at": "2026-11-26T18:35:00.000Z"
-            }
-        })))
+        .respond_with(session_created())
         .mount(&nango)
         .await;
     let buckets = fresh_rate_limit_table().await;
