@@ -202,7 +202,19 @@ test('own API-key form, delete, delete of a connection already gone, More', { ti
     await row(ids[1]).waitFor({ state: 'detached' });
     await page.getByTestId('connections-empty').filter({ hasText: 'No connections yet' }).waitFor();
 
-    // 5. More than a page (the page asks for 10 at a time): "More" follows nextCursor.
+    // 5. More than a page (the page asks for 10 at a time): "More" follows nextCursor. The 12
+    // creation webhooks go out at once; the local gateway runs a few receivers per function, as
+    // Lambda runs up to a reserved concurrency, and a throttled webhook is a 429 that Nango never
+    // retries. Held to that many in flight, every one is delivered.
+    const functions = await (await fetch(`${STACK_URL}/dev/functions`)).json();
+    const receivers = functions['webhook-receiver']?.max ?? 1;
+    const delivery = (concurrency) => fetch(`${config.nangoHost}/_emulator/webhooks/delivery`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ concurrency })
+    });
+    assert.equal((await delivery(receivers)).status < 300, true, 'holding webhook deliveries to the receivers');
+    t.after(() => delivery(0));
     const seeded = await fetch(`${config.nangoHost}/_emulator/connections`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
