@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use nango_connect::config::{AllowedIntegrations, ClaimNames};
@@ -16,13 +16,7 @@ use nango_connect::rate_limit::{Buckets, CallerLimits, NangoBudget, Priority, Ra
 use crate::support::*;
 
 async fn nango_creating_sessions() -> MockServer {
-    let nango = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/connect/sessions"))
-        .respond_with(session_created())
-        .mount(&nango)
-        .await;
-    nango
+    nango_answering("/connect/sessions", session_created()).await
 }
 
 /// Plenty: what a test of something else gives the other limit.

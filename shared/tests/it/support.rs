@@ -365,6 +365,20 @@ pub fn session_created() -> wiremock::ResponseTemplate {
     }))
 }
 
+/// A wiremock Nango answering every `POST path` with `answer`.
+pub async fn nango_answering(
+    path: &str,
+    answer: wiremock::ResponseTemplate,
+) -> wiremock::MockServer {
+    let nango = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(path))
+        .respond_with(answer)
+        .mount(&nango)
+        .await;
+    nango
+}
+
 /// Where no Nango listens.
 pub const UNREACHABLE_NANGO: &str = "http://127.0.0.1:1";
 

@@ -15,7 +15,7 @@ mod support;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use nango_connect::events::EventPublisher;
@@ -171,6 +171,15 @@ async fn a_webhook_the_store_cannot_take_counts_as_failed() {
     );
 }
 
+/// `POST /sessions` as the fixture's caller, to create-session on `nango`.
+async fn post_session(nango: &MockServer) -> Answer {
+    answer(
+        create_session_with(&nango.uri(), fast_timeouts())
+            .handle(Event::from(POST_SESSIONS).request())
+            .await,
+    )
+}
+
 fn nango_429() -> ResponseTemplate {
     ResponseTemplate::new(429)
         .insert_header("Retry-After", "0")
@@ -180,17 +189,8 @@ fn nango_429() -> ResponseTemplate {
 #[tokio::test]
 async fn a_nango_429_counts_as_429_on_every_attempt_and_the_answer_by_its_code() {
     let capture = Capture::start(function::CREATE_SESSION);
-    let nango = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/connect/sessions"))
-        .respond_with(nango_429())
-        .mount(&nango)
-        .await;
-    let answer = answer(
-        create_session_with(&nango.uri(), fast_timeouts())
-            .handle(Event::from(POST_SESSIONS).request())
-            .await,
-    );
+    let nango = nango_answering("/connect/sessions", nango_429()).await;
+    let answer = post_session(&nango).await;
     assert_eq!(
         (answer.status, answer.error_code()),
         (503, "nango_unavailable")
@@ -225,17 +225,8 @@ async fn a_nango_429_counts_as_429_on_every_attempt_and_the_answer_by_its_code()
 #[tokio::test]
 async fn a_session_created_counts_once_and_nango_s_answer_as_2xx() {
     let capture = Capture::start(function::CREATE_SESSION);
-    let nango = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/connect/sessions"))
-        .respond_with(session_created())
-        .mount(&nango)
-        .await;
-    let answer = answer(
-        create_session_with(&nango.uri(), fast_timeouts())
-            .handle(Event::from(POST_SESSIONS).request())
-            .await,
-    );
+    let nango = nango_answering("/connect/sessions", session_created()).await;
+    let answer = post_session(&nango).await;
     assert_eq!(answer.status, 201);
     let points = read(&capture, function::CREATE_SESSION);
     let summary = points.summary();
