@@ -1,36 +1,20 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { startEmulator } from '../src/server.js';
-import { SECRET_KEY, authorize, client, createConnections, eventually, startSink, testConfig } from '../testkit/index.js';
+import { SECRET_KEY, authorize, createConnections, eventually, emulatorWithSink } from '../testkit/index.js';
 
 // The contract of GET /connections, GET and DELETE /connections/{id}, as Nango 0.71 answers
 // them (shared/docs/nango-api.md §4 and Nango's getConnections / listConnections).
 
-let sink;
-let emulator;
-let api;
-before(async () => {
-    sink = await startSink();
-    emulator = await startEmulator({ port: 0, config: testConfig({ webhookUrls: [sink.url] }) });
-    api = client(emulator.url);
-});
-after(async () => {
-    await emulator.close();
-    await sink.close();
-});
-beforeEach(async () => {
-    await api.post('/_emulator/reset');
-    sink.requests.length = 0;
-});
+const stack = emulatorWithSink();
 
-const list = (query) => api.get(`/connections${query ? `?${query}` : ''}`, { token: SECRET_KEY });
+const list = (query) => stack.api.get(`/connections${query ? `?${query}` : ''}`, { token: SECRET_KEY });
 const ids = async (query) => {
     const res = await list(query);
     assert.equal(res.status, 200, res.text);
     return res.body.connections.map((c) => c.connection_id);
 };
-const make = (spec) => createConnections(api, { webhook: false, ...spec });
+const make = (spec) => createConnections(stack.api, { webhook: false, ...spec });
 
 function assertQueryError(res, errors) {
     assert.equal(res.status, 400, res.text);
@@ -130,7 +114,7 @@ describe('GET /connections: rows and order', () => {
         const made = await make({ integration: 'exa', count: 4 });
         const newestFirst = made.map((c) => c.connection_id).reverse();
         assert.deepEqual(await ids('limit=2&page=0'), newestFirst.slice(0, 2));
-        assert.equal((await api.del(`/connections/${newestFirst[0]}?provider_config_key=exa`, { token: SECRET_KEY })).status, 200);
+        assert.equal((await stack.api.del(`/connections/${newestFirst[0]}?provider_config_key=exa`, { token: SECRET_KEY })).status, 200);
         // The row that was third is now second, on page 0: page 1 no longer shows it.
         assert.deepEqual(await ids('limit=2&page=1'), [newestFirst[3]]);
     });
@@ -168,14 +152,14 @@ describe('GET /connections: rows and order', () => {
             assert.deepEqual(await ids(`connectionId=${encodeURIComponent(near)}&limit=10`), [], near);
         }
         assert.deepEqual(await ids('connectionId=shared-id_1'), [github.connection_id, exa.connection_id], 'limit may be left out');
-        assert.equal((await api.del('/connections/shared-id_1?provider_config_key=exa', { token: SECRET_KEY })).status, 200);
+        assert.equal((await stack.api.del('/connections/shared-id_1?provider_config_key=exa', { token: SECRET_KEY })).status, 200);
         assert.deepEqual(await ids('connectionId=shared-id_1&integrationId=exa&limit=1'), [], 'deleted: not listed');
         assert.deepEqual(await ids('connectionId=shared-id_1&limit=10'), [github.connection_id]);
     });
 
     test('deleted connections are not listed', async () => {
         const [a, b] = await make({ integration: 'exa', count: 2 });
-        await api.del(`/connections/${a.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
+        await stack.api.del(`/connections/${a.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
         assert.deepEqual(await ids('limit=10'), [b.connection_id]);
     });
 });
@@ -184,45 +168,45 @@ describe('GET and DELETE /connections/{id}', () => {
     test('DELETE → 200 {success:true}; again → 400 unknown_connection; GET → 404; reconnect refused', async () => {
         const [conn] = await make({ integration: 'exa', tags: { end_user_id: 'u1' } });
         const path = `/connections/${conn.connection_id}?provider_config_key=exa`;
-        assert.equal((await api.get(path, { token: SECRET_KEY })).status, 200);
+        assert.equal((await stack.api.get(path, { token: SECRET_KEY })).status, 200);
 
-        const deleted = await api.del(path, { token: SECRET_KEY });
+        const deleted = await stack.api.del(path, { token: SECRET_KEY });
         assert.equal(deleted.status, 200);
         assert.deepEqual(deleted.body, { success: true });
 
-        const again = await api.del(path, { token: SECRET_KEY });
+        const again = await stack.api.del(path, { token: SECRET_KEY });
         assert.equal(again.status, 400);
         assert.deepEqual(again.body, { error: { code: 'unknown_connection' } });
 
-        const gone = await api.get(path, { token: SECRET_KEY });
+        const gone = await stack.api.get(path, { token: SECRET_KEY });
         assert.equal(gone.status, 404);
         assert.deepEqual(gone.body, { error: { code: 'not_found', message: 'Failed to find connection' } });
 
-        const reconnect = await api.post('/connect/sessions/reconnect', { connection_id: conn.connection_id, integration_id: 'exa' }, { token: SECRET_KEY });
+        const reconnect = await stack.api.post('/connect/sessions/reconnect', { connection_id: conn.connection_id, integration_id: 'exa' }, { token: SECRET_KEY });
         assert.equal(reconnect.status, 400);
         assert.deepEqual(reconnect.body, { error: { code: 'invalid_body', message: 'ConnectionID or IntegrationId does not exists' } });
     });
 
     test('DELETE needs the connection’s own provider_config_key and nothing else in the query', async () => {
         const [conn] = await make({ integration: 'exa' });
-        const wrongKey = await api.del(`/connections/${conn.connection_id}?provider_config_key=github`, { token: SECRET_KEY });
+        const wrongKey = await stack.api.del(`/connections/${conn.connection_id}?provider_config_key=github`, { token: SECRET_KEY });
         assert.equal(wrongKey.status, 400);
         assert.deepEqual(wrongKey.body, { error: { code: 'unknown_connection' } });
-        assertQueryError(await api.del(`/connections/${conn.connection_id}`, { token: SECRET_KEY }), [
+        assertQueryError(await stack.api.del(`/connections/${conn.connection_id}`, { token: SECRET_KEY }), [
             { code: 'invalid_type', message: 'Invalid input: expected string, received undefined', path: ['provider_config_key'] }
         ]);
-        assertQueryError(await api.del(`/connections/${conn.connection_id}?provider_config_key=exa&force=true`, { token: SECRET_KEY }), [
+        assertQueryError(await stack.api.del(`/connections/${conn.connection_id}?provider_config_key=exa&force=true`, { token: SECRET_KEY }), [
             { code: 'unrecognized_keys', message: 'Unrecognized key: "force"', path: [] }
         ]);
-        assert.equal((await api.get(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY })).status, 200, 'still there');
+        assert.equal((await stack.api.get(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY })).status, 200, 'still there');
     });
 
     test('an API-authorized connection is deleted with a deletion webhook carrying its tags', async () => {
-        const { res } = await authorize(api, { integration: 'github', session: { tags: { end_user_id: 'u9' } } });
+        const { res } = await authorize(stack.api, { integration: 'github', session: { tags: { end_user_id: 'u9' } } });
         const { connectionId } = res.body;
-        await sink.waitFor(1);
-        assert.equal((await api.del(`/connections/${connectionId}?provider_config_key=github`, { token: SECRET_KEY })).status, 200);
-        const [, deletion] = await sink.waitFor(2);
+        await stack.sink.waitFor(1);
+        assert.equal((await stack.api.del(`/connections/${connectionId}?provider_config_key=github`, { token: SECRET_KEY })).status, 200);
+        const [, deletion] = await stack.sink.waitFor(2);
         const body = JSON.parse(deletion.body);
         assert.equal(body.operation, 'deletion');
         assert.equal(body.success, true);
@@ -232,19 +216,19 @@ describe('GET and DELETE /connections/{id}', () => {
 
     test('with deletion webhooks switched off at run time, DELETE sends none', async () => {
         const [conn] = await make({ integration: 'exa' });
-        const off = await api.post('/_emulator/config', { sendDeletionWebhooks: false });
+        const off = await stack.api.post('/_emulator/config', { sendDeletionWebhooks: false });
         assert.equal(off.status, 200);
         assert.equal(off.body.sendDeletionWebhooks, false);
-        assert.equal((await api.del(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY })).status, 200);
+        assert.equal((await stack.api.del(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY })).status, 200);
         await new Promise((resolve) => setTimeout(resolve, 50));
-        assert.deepEqual((await api.get('/_emulator/webhooks')).body.webhooks, []);
-        assert.equal(sink.requests.length, 0);
+        assert.deepEqual((await stack.api.get('/_emulator/webhooks')).body.webhooks, []);
+        assert.equal(stack.sink.requests.length, 0);
 
         // A reset restores the settings the emulator started with.
-        await api.post('/_emulator/reset');
-        assert.equal((await api.get('/_emulator/config')).body.sendDeletionWebhooks, true);
+        await stack.api.post('/_emulator/reset');
+        assert.equal((await stack.api.get('/_emulator/config')).body.sendDeletionWebhooks, true);
         const [next] = await make({ integration: 'exa' });
-        await api.del(`/connections/${next.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
-        await eventually(async () => (await api.get('/_emulator/webhooks?operation=deletion')).body.webhooks.length === 1);
+        await stack.api.del(`/connections/${next.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
+        await eventually(async () => (await stack.api.get('/_emulator/webhooks?operation=deletion')).body.webhooks.length === 1);
     });
 });

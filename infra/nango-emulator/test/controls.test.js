@@ -1,33 +1,17 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 
-import { startEmulator } from '../src/server.js';
-import { SECRET_KEY, authorize, client, createConnections, eventually, sleep, startSink, testConfig } from '../testkit/index.js';
+import { SECRET_KEY, authorize, client, createConnections, eventually, sleep, emulatorWithSink } from '../testkit/index.js';
 
 // API fault injection, the truth about connections, the create control, deletions behind the
 // backend's back, runtime settings and reset.
 
-let sink;
-let emulator;
-let api;
-before(async () => {
-    sink = await startSink();
-    emulator = await startEmulator({ port: 0, config: testConfig({ webhookUrls: [sink.url] }) });
-    api = client(emulator.url);
-});
-after(async () => {
-    await emulator.close();
-    await sink.close();
-});
-beforeEach(async () => {
-    await api.post('/_emulator/reset');
-    sink.requests.length = 0;
-});
+const stack = emulatorWithSink();
 
-const newSession = () => api.post('/connect/sessions', { tags: { end_user_id: 'u1' } }, { token: SECRET_KEY });
-const list = (query) => api.get(`/connections?${query}`, { token: SECRET_KEY });
-const addFault = (rule) => api.post('/_emulator/faults', rule);
-const truth = async (query = '') => (await api.get(`/_emulator/connections${query}`)).body;
+const newSession = () => stack.api.post('/connect/sessions', { tags: { end_user_id: 'u1' } }, { token: SECRET_KEY });
+const list = (query) => stack.api.get(`/connections?${query}`, { token: SECRET_KEY });
+const addFault = (rule) => stack.api.post('/_emulator/faults', rule);
+const truth = async (query = '') => (await stack.api.get(`/_emulator/connections${query}`)).body;
 
 function assertControlError(res, pattern) {
     assert.equal(res.status, 400, res.text);
@@ -48,23 +32,23 @@ describe('POST /_emulator/faults', () => {
             assert.equal((await list('limit=1')).status, 200, 'another route');
         }
         assert.equal((await newSession()).status, 201);
-        assert.deepEqual((await api.get('/_emulator/faults')).body.faults[0], { id: 1, route: 'POST /connect/sessions', probability: 1, status: 503, remaining: 0, hits: 2 });
+        assert.deepEqual((await stack.api.get('/_emulator/faults')).body.faults[0], { id: 1, route: 'POST /connect/sessions', probability: 1, status: 503, remaining: 0, hits: 2 });
     });
 
     test('500 answers Nango’s {"error":{"code":"server_error"}}; the call has no effect', async () => {
         await addFault({ route: 'DELETE /connections/{connectionId}', count: 1, status: 500 });
-        const [conn] = await createConnections(api, { integration: 'exa', webhook: false });
+        const [conn] = await createConnections(stack.api, { integration: 'exa', webhook: false });
         const path = `/connections/${conn.connection_id}?provider_config_key=exa`;
-        const failed = await api.del(path, { token: SECRET_KEY });
+        const failed = await stack.api.del(path, { token: SECRET_KEY });
         assert.equal(failed.status, 500);
         assert.deepEqual(failed.body, { error: { code: 'server_error' } });
-        assert.equal((await api.get(path, { token: SECRET_KEY })).status, 200, 'not deleted');
-        assert.equal((await api.del(path, { token: SECRET_KEY })).status, 200);
+        assert.equal((await stack.api.get(path, { token: SECRET_KEY })).status, 200, 'not deleted');
+        assert.equal((await stack.api.del(path, { token: SECRET_KEY })).status, 200);
     });
 
     test('429 with Retry-After, on every route ("*"); unauthenticated calls do not use the fault up', async () => {
         await addFault({ count: 2, status: 429, retryAfter: 7 });
-        assert.equal((await api.get('/connections?limit=1')).status, 401);
+        assert.equal((await stack.api.get('/connections?limit=1')).status, 401);
         const limited = await list('limit=1');
         assert.equal(limited.status, 429);
         assert.equal(limited.headers.get('retry-after'), '7');
@@ -88,13 +72,13 @@ describe('POST /_emulator/faults', () => {
 
         // A client that gives up sees a timeout.
         await addFault({ route: 'GET /connections', count: 1, hangMs: 2000 });
-        await assert.rejects(fetch(`${emulator.url}/connections?limit=1`, { headers: { Authorization: `Bearer ${SECRET_KEY}` }, signal: AbortSignal.timeout(100) }), {
+        await assert.rejects(fetch(`${stack.emulator.url}/connections?limit=1`, { headers: { Authorization: `Bearer ${SECRET_KEY}` }, signal: AbortSignal.timeout(100) }), {
             name: 'TimeoutError'
         });
     });
 
     test('GET /connections can fail on page k only, so a listing fails half-way', async () => {
-        await createConnections(api, { integration: 'exa', count: 5, webhook: false });
+        await createConnections(stack.api, { integration: 'exa', count: 5, webhook: false });
         await addFault({ route: 'GET /connections', page: 1, count: 1, status: 500 });
         assert.equal((await list('limit=2&page=0')).status, 200);
         assert.equal((await list('limit=2&page=1')).status, 500);
@@ -122,13 +106,13 @@ describe('POST /_emulator/faults', () => {
     test('without count a fault lasts until DELETE /_emulator/faults; probability is seeded', async () => {
         await addFault({ route: 'GET /connections', status: 502 });
         for (let i = 0; i < 3; i++) assert.equal((await list('limit=1')).status, 502);
-        const cleared = await api.del('/_emulator/faults');
+        const cleared = await stack.api.del('/_emulator/faults');
         assert.equal(cleared.status, 204);
         assert.equal((await list('limit=1')).status, 200);
 
         async function run() {
-            await api.post('/_emulator/seed', { seed: 9 });
-            await api.del('/_emulator/faults');
+            await stack.api.post('/_emulator/seed', { seed: 9 });
+            await stack.api.del('/_emulator/faults');
             await addFault({ route: 'GET /connections', status: 500, probability: 0.5 });
             const statuses = [];
             for (let i = 0; i < 30; i++) statuses.push((await list('limit=1')).status);
@@ -148,17 +132,17 @@ describe('POST /_emulator/faults', () => {
         assertControlError(await addFault({ status: 500, retryAfter: 3 }), /retryAfter goes with status 429/);
         assertControlError(await addFault({ count: 1 }), /give status, malformed, reset or hangMs/);
         assertControlError(await addFault({ status: 500, count: 0 }), /count must be an integer/);
-        assert.deepEqual((await api.get('/_emulator/faults')).body, { faults: [] });
+        assert.deepEqual((await stack.api.get('/_emulator/faults')).body, { faults: [] });
     });
 });
 
 describe('GET /_emulator/connections (truth) and POST /_emulator/connections (create)', () => {
     test('the truth lists every connection ever made, with tags, auth-error state and deletion', async () => {
-        const { res } = await authorize(api, { integration: 'github', session: { tags: { end_user_id: 'u1', organization_id: 'o1' } } });
+        const { res } = await authorize(stack.api, { integration: 'github', session: { tags: { end_user_id: 'u1', organization_id: 'o1' } } });
         const viaConnect = res.body.connectionId;
-        const [broken, removed] = await createConnections(api, { integration: 'exa', count: 2, tags: { end_user_id: 'u2' }, webhook: false });
-        await api.post(`/_emulator/connections/${broken.connection_id}/refresh-failure`);
-        await api.del(`/connections/${removed.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
+        const [broken, removed] = await createConnections(stack.api, { integration: 'exa', count: 2, tags: { end_user_id: 'u2' }, webhook: false });
+        await stack.api.post(`/_emulator/connections/${broken.connection_id}/refresh-failure`);
+        await stack.api.del(`/connections/${removed.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
 
         const all = await truth();
         assert.deepEqual([all.total, all.live, all.deleted], [3, 2, 1]);
@@ -198,19 +182,19 @@ describe('GET /_emulator/connections (truth) and POST /_emulator/connections (cr
     });
 
     test('first_tags keeps the owner when a reconnect without tags empties the tags', async () => {
-        const { res } = await authorize(api, { integration: 'exa', session: { tags: { end_user_id: 'u1' } } });
+        const { res } = await authorize(stack.api, { integration: 'exa', session: { tags: { end_user_id: 'u1' } } });
         const { connectionId } = res.body;
-        const reconnect = await api.post('/connect/sessions/reconnect', { connection_id: connectionId, integration_id: 'exa' }, { token: SECRET_KEY });
-        assert.equal((await api.post(`/api-auth/api-key/exa?connect_session_token=${reconnect.body.data.token}`, { apiKey: 'k2' })).status, 200);
+        const reconnect = await stack.api.post('/connect/sessions/reconnect', { connection_id: connectionId, integration_id: 'exa' }, { token: SECRET_KEY });
+        assert.equal((await stack.api.post(`/api-auth/api-key/exa?connect_session_token=${reconnect.body.data.token}`, { apiKey: 'k2' })).status, 200);
         const [row] = (await truth()).connections;
         assert.deepEqual(row.tags, {});
         assert.deepEqual(row.first_tags, { end_user_id: 'u1' });
-        const [untagged] = await createConnections(api, { integration: 'exa', webhook: false });
+        const [untagged] = await createConnections(stack.api, { integration: 'exa', webhook: false });
         assert.equal((await truth(`?connectionId=${untagged.connection_id}`)).connections[0].first_tags, null);
     });
 
     test('create: batch specs with tags, an auth error, a chosen id and date; creation webhooks unless webhook:false', async () => {
-        const res = await api.post('/_emulator/connections', {
+        const res = await stack.api.post('/_emulator/connections', {
             connections: [
                 { integration: 'github', tags: { end_user_id: 'u1' } },
                 { integration: 'exa', tags: { end_user_id: 'u2' }, authError: true, webhook: false, connectionId: 'my-id', createdAt: '2025-06-01T00:00:00Z' }
@@ -221,9 +205,9 @@ describe('GET /_emulator/connections (truth) and POST /_emulator/connections (cr
         assert.equal(quiet.connection_id, 'my-id');
         assert.equal(quiet.created_at, '2025-06-01T00:00:00+00:00');
 
-        const [creation] = await sink.waitFor(1);
+        const [creation] = await stack.sink.waitFor(1);
         await sleep(30);
-        assert.equal(sink.requests.length, 1);
+        assert.equal(stack.sink.requests.length, 1);
         assert.deepEqual(JSON.parse(creation.body), {
             authMode: 'API_KEY',
             connectionId: withWebhook.connection_id,
@@ -245,13 +229,13 @@ describe('GET /_emulator/connections (truth) and POST /_emulator/connections (cr
                 ['my-id', ['auth']]
             ]
         );
-        const full = await api.get('/connections/my-id?provider_config_key=exa', { token: SECRET_KEY });
+        const full = await stack.api.get('/connections/my-id?provider_config_key=exa', { token: SECRET_KEY });
         assert.equal(full.status, 200);
         assert.deepEqual(full.body.tags, { end_user_id: 'u2' });
     });
 
     test('2,500 connections in one call, listed across pages of 2,000', async () => {
-        const made = await createConnections(api, { integration: 'exa', count: 2500, tags: { organization_id: 'big' }, webhook: false });
+        const made = await createConnections(stack.api, { integration: 'exa', count: 2500, tags: { organization_id: 'big' }, webhook: false });
         assert.equal(made.length, 2500);
         const page0 = (await list('tags[organization_id]=big&limit=2000&page=0')).body.connections;
         const page1 = (await list('tags[organization_id]=big&limit=2000&page=1')).body.connections;
@@ -261,14 +245,14 @@ describe('GET /_emulator/connections (truth) and POST /_emulator/connections (cr
     });
 
     test('bad specs are refused and nothing is created', async () => {
-        assertControlError(await api.post('/_emulator/connections', { integration: 'nope' }), /integration must name a configured integration/);
-        assertControlError(await api.post('/_emulator/connections', { integration: 'exa', tags: { '9bad': 'x' } }), /tags/);
-        assertControlError(await api.post('/_emulator/connections', { integration: 'exa', tags: { end_user_email: 'not-an-email' } }), /valid email/);
-        assertControlError(await api.post('/_emulator/connections', { integration: 'exa', count: 2, connectionId: 'x' }), /do not go together/);
-        assertControlError(await api.post('/_emulator/connections', { integration: 'exa', createdAt: 'yesterday' }), /createdAt/);
-        assertControlError(await api.post('/_emulator/connections', { integration: 'exa', owner: 'u1' }), /unknown field/);
+        assertControlError(await stack.api.post('/_emulator/connections', { integration: 'nope' }), /integration must name a configured integration/);
+        assertControlError(await stack.api.post('/_emulator/connections', { integration: 'exa', tags: { '9bad': 'x' } }), /tags/);
+        assertControlError(await stack.api.post('/_emulator/connections', { integration: 'exa', tags: { end_user_email: 'not-an-email' } }), /valid email/);
+        assertControlError(await stack.api.post('/_emulator/connections', { integration: 'exa', count: 2, connectionId: 'x' }), /do not go together/);
+        assertControlError(await stack.api.post('/_emulator/connections', { integration: 'exa', createdAt: 'yesterday' }), /createdAt/);
+        assertControlError(await stack.api.post('/_emulator/connections', { integration: 'exa', owner: 'u1' }), /unknown field/);
         assertControlError(
-            await api.post('/_emulator/connections', {
+            await stack.api.post('/_emulator/connections', {
                 connections: [
                     { integration: 'exa', connectionId: 'dup' },
                     { integration: 'exa', connectionId: 'dup' }
@@ -276,54 +260,54 @@ describe('GET /_emulator/connections (truth) and POST /_emulator/connections (cr
             }),
             /already exists/
         );
-        assertControlError(await api.post('/_emulator/connections', { connections: [{ integration: 'exa' }, { integration: 'exa', authError: 'yes' }] }), /authError/);
+        assertControlError(await stack.api.post('/_emulator/connections', { connections: [{ integration: 'exa' }, { integration: 'exa', authError: 'yes' }] }), /authError/);
         assert.equal((await truth()).total, 0);
-        await createConnections(api, { integration: 'exa', connectionId: 'taken', webhook: false });
-        assertControlError(await api.post('/_emulator/connections', { integration: 'exa', connectionId: 'taken' }), /already exists/);
+        await createConnections(stack.api, { integration: 'exa', connectionId: 'taken', webhook: false });
+        assertControlError(await stack.api.post('/_emulator/connections', { integration: 'exa', connectionId: 'taken' }), /already exists/);
     });
 });
 
 describe('deleted in Nango behind the backend’s back', () => {
     test('DELETE /_emulator/connections/{id}?webhook=false: gone from the API, no webhook, deleted in the truth', async () => {
-        const [conn] = await createConnections(api, { integration: 'exa', webhook: false });
+        const [conn] = await createConnections(stack.api, { integration: 'exa', webhook: false });
         await addFault({ status: 503 }); // API faults do not touch the control
-        const res = await api.del(`/_emulator/connections/${conn.connection_id}?provider_config_key=exa&webhook=false`);
+        const res = await stack.api.del(`/_emulator/connections/${conn.connection_id}?provider_config_key=exa&webhook=false`);
         assert.equal(res.status, 200);
         assert.equal(res.body.connection.deleted, true);
         assert.deepEqual(res.body.webhooks, []);
-        await api.del('/_emulator/faults');
-        assert.equal((await api.get(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY })).status, 404);
+        await stack.api.del('/_emulator/faults');
+        assert.equal((await stack.api.get(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY })).status, 404);
         await sleep(30);
-        assert.equal(sink.requests.length, 0);
-        assert.equal((await api.del(`/_emulator/connections/${conn.connection_id}`)).status, 404, 'already deleted');
-        assertControlError(await api.del(`/_emulator/connections/${conn.connection_id}?webhook=no`), /webhook must be true or false/);
+        assert.equal(stack.sink.requests.length, 0);
+        assert.equal((await stack.api.del(`/_emulator/connections/${conn.connection_id}`)).status, 404, 'already deleted');
+        assertControlError(await stack.api.del(`/_emulator/connections/${conn.connection_id}?webhook=no`), /webhook must be true or false/);
     });
 
     test('without webhook=false it follows sendDeletionWebhooks', async () => {
-        const [a, b] = await createConnections(api, { integration: 'exa', count: 2, webhook: false });
-        await api.del(`/_emulator/connections/${a.connection_id}`);
-        const [deletion] = await sink.waitFor(1);
+        const [a, b] = await createConnections(stack.api, { integration: 'exa', count: 2, webhook: false });
+        await stack.api.del(`/_emulator/connections/${a.connection_id}`);
+        const [deletion] = await stack.sink.waitFor(1);
         assert.equal(JSON.parse(deletion.body).operation, 'deletion');
-        await api.post('/_emulator/config', { sendDeletionWebhooks: false });
-        await api.del(`/_emulator/connections/${b.connection_id}`);
+        await stack.api.post('/_emulator/config', { sendDeletionWebhooks: false });
+        await stack.api.del(`/_emulator/connections/${b.connection_id}`);
         await sleep(30);
-        assert.equal(sink.requests.length, 1);
+        assert.equal(stack.sink.requests.length, 1);
     });
 
     test('refresh-failure with webhook:false changes the state only (a lost refresh failure)', async () => {
-        const [conn] = await createConnections(api, { integration: 'exa', webhook: false });
-        const res = await api.post(`/_emulator/connections/${conn.connection_id}/refresh-failure`, { webhook: false });
+        const [conn] = await createConnections(stack.api, { integration: 'exa', webhook: false });
+        const res = await stack.api.post(`/_emulator/connections/${conn.connection_id}/refresh-failure`, { webhook: false });
         assert.equal(res.status, 200);
         assert.deepEqual(res.body.webhooks, []);
         assert.equal((await truth()).connections[0].auth_error, true);
         await sleep(30);
-        assert.equal(sink.requests.length, 0);
+        assert.equal(stack.sink.requests.length, 0);
     });
 });
 
 describe('settings, seed and reset', () => {
     test('POST /_emulator/config changes runtime settings; bad values are refused', async () => {
-        const before_ = (await api.get('/_emulator/config')).body;
+        const before_ = (await stack.api.get('/_emulator/config')).body;
         assert.deepEqual(Object.keys(before_).sort(), [
             'allowPrivateWebhookOverride',
             'includeCredentials',
@@ -333,34 +317,34 @@ describe('settings, seed and reset', () => {
             'webhookTimeoutMs',
             'webhookUrls'
         ]);
-        const changed = await api.post('/_emulator/config', { includeCredentials: true, retryDelaysMs: [1, 2] });
+        const changed = await stack.api.post('/_emulator/config', { includeCredentials: true, retryDelaysMs: [1, 2] });
         assert.equal(changed.status, 200);
         assert.equal(changed.body.includeCredentials, true);
-        const [conn] = await createConnections(api, { integration: 'exa', webhook: false });
-        const full = await api.get(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
+        const [conn] = await createConnections(stack.api, { integration: 'exa', webhook: false });
+        const full = await stack.api.get(`/connections/${conn.connection_id}?provider_config_key=exa`, { token: SECRET_KEY });
         assert.deepEqual(full.body.credentials, { type: 'API_KEY', apiKey: 'emulator-created' });
 
-        assertControlError(await api.post('/_emulator/config', { sendDeletionWebhooks: 'no' }), /sendDeletionWebhooks must be true or false/);
-        assertControlError(await api.post('/_emulator/config', { webhookUrls: ['ftp://x'] }), /webhookUrls/);
-        assertControlError(await api.post('/_emulator/config', { secretKey: 'x' }), /unknown field/);
-        assertControlError(await api.post('/_emulator/seed', {}), /seed is required/);
+        assertControlError(await stack.api.post('/_emulator/config', { sendDeletionWebhooks: 'no' }), /sendDeletionWebhooks must be true or false/);
+        assertControlError(await stack.api.post('/_emulator/config', { webhookUrls: ['ftp://x'] }), /webhookUrls/);
+        assertControlError(await stack.api.post('/_emulator/config', { secretKey: 'x' }), /unknown field/);
+        assertControlError(await stack.api.post('/_emulator/seed', {}), /seed is required/);
     });
 
     test('reset empties state and removes every fault, drop rule and delivery setting', async () => {
-        await createConnections(api, { integration: 'exa', webhook: false });
+        await createConnections(stack.api, { integration: 'exa', webhook: false });
         await addFault({ status: 500 });
-        await api.post('/_emulator/rate-limit', { count: 5 });
-        await api.post('/_emulator/webhooks/drop', { mode: 'all' });
-        await api.post('/_emulator/webhooks/delivery', { duplicates: 2 });
-        await api.post('/_emulator/config', { sendDeletionWebhooks: false });
-        assert.equal((await api.post('/_emulator/reset')).status, 204);
+        await stack.api.post('/_emulator/rate-limit', { count: 5 });
+        await stack.api.post('/_emulator/webhooks/drop', { mode: 'all' });
+        await stack.api.post('/_emulator/webhooks/delivery', { duplicates: 2 });
+        await stack.api.post('/_emulator/config', { sendDeletionWebhooks: false });
+        assert.equal((await stack.api.post('/_emulator/reset')).status, 204);
         assert.equal((await truth()).total, 0);
-        assert.deepEqual((await api.get('/_emulator/faults')).body.faults, []);
-        assert.deepEqual((await api.get('/_emulator/webhooks/drop')).body.rules, []);
-        assert.equal((await api.get('/_emulator/webhooks/delivery')).body.duplicates, 0);
-        assert.equal((await api.get('/_emulator/config')).body.sendDeletionWebhooks, true);
+        assert.deepEqual((await stack.api.get('/_emulator/faults')).body.faults, []);
+        assert.deepEqual((await stack.api.get('/_emulator/webhooks/drop')).body.rules, []);
+        assert.equal((await stack.api.get('/_emulator/webhooks/delivery')).body.duplicates, 0);
+        assert.equal((await stack.api.get('/_emulator/config')).body.sendDeletionWebhooks, true);
         assert.equal((await list('limit=1')).status, 200);
-        await createConnections(api, { integration: 'exa', webhook: true });
-        await eventually(async () => (await api.get('/_emulator/webhooks?status=delivered')).body.webhooks.length === 1);
+        await createConnections(stack.api, { integration: 'exa', webhook: true });
+        await eventually(async () => (await stack.api.get('/_emulator/webhooks?status=delivered')).body.webhooks.length === 1);
     });
 });

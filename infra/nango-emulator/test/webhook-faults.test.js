@@ -1,35 +1,21 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 
-import { startEmulator } from '../src/server.js';
-import { authorize, client, createConnections, eventually, sleep, startSink, testConfig } from '../testkit/index.js';
+import { authorize, createConnections, eventually, sleep, emulatorWithSink } from '../testkit/index.js';
 
 // Webhook controls: losing webhooks on purpose (drop rules) and the soak's delivery faults
 // (duplicates, reordering, a concurrency limit). Nango's retry policy stays as it is.
 
-let sink;
-let emulator;
-let api;
 let respond;
-before(async () => {
-    sink = await startSink((request, i) => respond(request, i));
-    emulator = await startEmulator({ port: 0, config: testConfig({ webhookUrls: [sink.url], retryDelaysMs: [20, 40] }) });
-    api = client(emulator.url);
-});
-after(async () => {
-    await emulator.close();
-    await sink.close();
-});
-beforeEach(async () => {
-    await api.post('/_emulator/reset');
-    sink.requests.length = 0;
+const stack = emulatorWithSink({ respond: (request, i) => respond(request, i), config: { retryDelaysMs: [20, 40] } });
+beforeEach(() => {
     respond = () => 200;
 });
 
-const received = () => sink.requests.map((r) => JSON.parse(r.body));
-const log = async (query = '') => (await api.get(`/_emulator/webhooks${query}`)).body.webhooks;
+const received = () => stack.sink.requests.map((r) => JSON.parse(r.body));
+const log = async (query = '') => (await stack.api.get(`/_emulator/webhooks${query}`)).body.webhooks;
 const settled = () => eventually(async () => (await log()).every((d) => d.status !== 'pending'), { timeoutMs: 5000 });
-const withWebhook = (spec) => createConnections(api, { webhook: true, ...spec });
+const withWebhook = (spec) => createConnections(stack.api, { webhook: true, ...spec });
 
 function assertControlError(res, pattern) {
     assert.equal(res.status, 400, res.text);
@@ -39,14 +25,14 @@ function assertControlError(res, pattern) {
 
 describe('POST /_emulator/webhooks/drop', () => {
     test('{count, operation} loses the next creation webhook only; it is logged as dropped', async () => {
-        const rule = await api.post('/_emulator/webhooks/drop', { count: 1, operation: 'creation' });
+        const rule = await stack.api.post('/_emulator/webhooks/drop', { count: 1, operation: 'creation' });
         assert.equal(rule.status, 200);
         assert.deepEqual(rule.body.rules, [{ id: 1, remaining: 1, operation: 'creation', probability: 1, dropped: 0 }]);
 
-        const { res } = await authorize(api, { session: { tags: { end_user_id: 'lost' } } });
+        const { res } = await authorize(stack.api, { session: { tags: { end_user_id: 'lost' } } });
         const lostId = res.body.connectionId;
         const [kept] = await withWebhook({ integration: 'exa', tags: { end_user_id: 'kept' } });
-        await sink.waitFor(1);
+        await stack.sink.waitFor(1);
         await settled();
         await sleep(30);
         assert.deepEqual(
@@ -58,19 +44,19 @@ describe('POST /_emulator/webhooks/drop', () => {
         assert.equal(dropped.droppedBy, 1);
         assert.deepEqual(dropped.attempts, []);
         assert.equal(dropped.payload.operation, 'creation');
-        assert.deepEqual((await api.get('/_emulator/webhooks/drop')).body.rules[0], { id: 1, remaining: 0, operation: 'creation', probability: 1, dropped: 1 });
+        assert.deepEqual((await stack.api.get('/_emulator/webhooks/drop')).body.rules[0], { id: 1, remaining: 0, operation: 'creation', probability: 1, dropped: 1 });
         // The connection exists in Nango all the same: only the webhook was lost.
-        assert.equal((await api.get(`/_emulator/connections?connectionId=${lostId}`)).body.connections.length, 1);
+        assert.equal((await stack.api.get(`/_emulator/connections?connectionId=${lostId}`)).body.connections.length, 1);
     });
 
     test('a refresh failure of one connection can be lost while other webhooks still arrive', async () => {
-        const [a, b] = await createConnections(api, { integration: 'exa', count: 2, webhook: false });
-        await api.post('/_emulator/webhooks/drop', { count: 1, connectionId: a.connection_id, operation: 'refresh', success: false });
-        await api.post(`/_emulator/connections/${a.connection_id}/refresh-success`); // success: not matched
-        await api.post(`/_emulator/connections/${b.connection_id}/refresh-failure`); // other connection: not matched
-        await api.post(`/_emulator/connections/${a.connection_id}/refresh-failure`); // dropped
-        await api.post(`/_emulator/connections/${a.connection_id}/refresh-failure`); // the rule is used up
-        await sink.waitFor(3);
+        const [a, b] = await createConnections(stack.api, { integration: 'exa', count: 2, webhook: false });
+        await stack.api.post('/_emulator/webhooks/drop', { count: 1, connectionId: a.connection_id, operation: 'refresh', success: false });
+        await stack.api.post(`/_emulator/connections/${a.connection_id}/refresh-success`); // success: not matched
+        await stack.api.post(`/_emulator/connections/${b.connection_id}/refresh-failure`); // other connection: not matched
+        await stack.api.post(`/_emulator/connections/${a.connection_id}/refresh-failure`); // dropped
+        await stack.api.post(`/_emulator/connections/${a.connection_id}/refresh-failure`); // the rule is used up
+        await stack.sink.waitFor(3);
         await settled();
         assert.deepEqual(
             (await log()).map((d) => [d.connectionId === a.connection_id ? 'a' : 'b', d.success, d.status]),
@@ -84,12 +70,12 @@ describe('POST /_emulator/webhooks/drop', () => {
     });
 
     test('{mode:"all"} drops every webhook until {mode:"off"}', async () => {
-        assert.equal((await api.post('/_emulator/webhooks/drop', { mode: 'all' })).body.rules[0].remaining, null);
+        assert.equal((await stack.api.post('/_emulator/webhooks/drop', { mode: 'all' })).body.rules[0].remaining, null);
         await withWebhook({ integration: 'exa', count: 3 });
-        const off = await api.post('/_emulator/webhooks/drop', { mode: 'off' });
+        const off = await stack.api.post('/_emulator/webhooks/drop', { mode: 'off' });
         assert.deepEqual(off.body, { rules: [] });
         const [after_] = await withWebhook({ integration: 'exa' });
-        await sink.waitFor(1);
+        await stack.sink.waitFor(1);
         await settled();
         assert.deepEqual(
             (await log()).map((d) => d.status),
@@ -103,9 +89,9 @@ describe('POST /_emulator/webhooks/drop', () => {
 
     test('probability drops a seeded share, the same share again with the same seed', async () => {
         async function run() {
-            await api.post('/_emulator/reset');
-            await api.post('/_emulator/seed', { seed: 42 });
-            await api.post('/_emulator/webhooks/drop', { mode: 'all', probability: 0.5 });
+            await stack.api.post('/_emulator/reset');
+            await stack.api.post('/_emulator/seed', { seed: 42 });
+            await stack.api.post('/_emulator/webhooks/drop', { mode: 'all', probability: 0.5 });
             await withWebhook({ integration: 'exa', count: 40 });
             return (await log()).map((d) => d.status === 'dropped');
         }
@@ -118,28 +104,28 @@ describe('POST /_emulator/webhooks/drop', () => {
     });
 
     test('bad bodies are refused and change nothing', async () => {
-        assertControlError(await api.post('/_emulator/webhooks/drop', {}), /either count or mode/);
-        assertControlError(await api.post('/_emulator/webhooks/drop', { count: 0 }), /count must be an integer/);
-        assertControlError(await api.post('/_emulator/webhooks/drop', { count: 1, mode: 'all' }), /either count or mode/);
-        assertControlError(await api.post('/_emulator/webhooks/drop', { mode: 'some' }), /mode must be/);
-        assertControlError(await api.post('/_emulator/webhooks/drop', { count: 1, operation: 'sync' }), /operation must be one of/);
-        assertControlError(await api.post('/_emulator/webhooks/drop', { count: 1, probability: 0 }), /probability/);
-        assertControlError(await api.post('/_emulator/webhooks/drop', { count: 1, connection_id: 'x' }), /unknown field\(s\) connection_id/);
-        assertControlError(await api.post('/_emulator/webhooks/drop', { mode: 'off', operation: 'creation' }), /takes no other field/);
-        assert.deepEqual((await api.get('/_emulator/webhooks/drop')).body, { rules: [] });
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', {}), /either count or mode/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', { count: 0 }), /count must be an integer/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', { count: 1, mode: 'all' }), /either count or mode/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', { mode: 'some' }), /mode must be/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', { count: 1, operation: 'sync' }), /operation must be one of/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', { count: 1, probability: 0 }), /probability/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', { count: 1, connection_id: 'x' }), /unknown field\(s\) connection_id/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/drop', { mode: 'off', operation: 'creation' }), /takes no other field/);
+        assert.deepEqual((await stack.api.get('/_emulator/webhooks/drop')).body, { rules: [] });
     });
 });
 
 describe('POST /_emulator/webhooks/delivery', () => {
     test('duplicates: every webhook is sent 1 + k times, same bytes, each copy logged', async () => {
-        const set = await api.post('/_emulator/webhooks/delivery', { duplicates: 2 });
+        const set = await stack.api.post('/_emulator/webhooks/delivery', { duplicates: 2 });
         assert.deepEqual(set.body, { duplicates: 2, reorderWindowMs: 0, concurrency: 0 });
         const [conn] = await withWebhook({ integration: 'exa', tags: { end_user_id: 'u1' } });
-        await sink.waitFor(3);
+        await stack.sink.waitFor(3);
         await settled();
         await sleep(30);
-        assert.equal(sink.requests.length, 3);
-        assert.ok(sink.requests.every((r) => r.body === sink.requests[0].body && r.headers['x-nango-hmac-sha256'] === sink.requests[0].headers['x-nango-hmac-sha256']));
+        assert.equal(stack.sink.requests.length, 3);
+        assert.ok(stack.sink.requests.every((r) => r.body === stack.sink.requests[0].body && r.headers['x-nango-hmac-sha256'] === stack.sink.requests[0].headers['x-nango-hmac-sha256']));
         const deliveries = await log();
         assert.deepEqual(
             deliveries.map((d) => d.copy),
@@ -147,7 +133,7 @@ describe('POST /_emulator/webhooks/delivery', () => {
         );
         assert.equal(new Set(deliveries.map((d) => d.eventId)).size, 1);
         assert.equal(deliveries[0].connectionId, conn.connection_id);
-        const stats = (await api.get('/_emulator/webhooks/stats')).body;
+        const stats = (await stack.api.get('/_emulator/webhooks/stats')).body;
         assert.equal(stats.events, 1);
         assert.equal(stats.deliveries, 3);
         assert.equal(stats.duplicates, 2);
@@ -157,12 +143,12 @@ describe('POST /_emulator/webhooks/delivery', () => {
 
     test('each copy keeps Nango’s retry policy: 3 attempts, only on >= 500', async () => {
         respond = () => 503;
-        await api.post('/_emulator/webhooks/delivery', { duplicates: 1 });
+        await stack.api.post('/_emulator/webhooks/delivery', { duplicates: 1 });
         await withWebhook({ integration: 'exa' });
-        await sink.waitFor(6);
+        await stack.sink.waitFor(6);
         await settled();
         await sleep(80);
-        assert.equal(sink.requests.length, 6);
+        assert.equal(stack.sink.requests.length, 6);
         assert.deepEqual(
             (await log()).map((d) => [d.status, d.attempts.map((a) => a.status)]),
             [
@@ -170,26 +156,26 @@ describe('POST /_emulator/webhooks/delivery', () => {
                 ['failed', [503, 503, 503]]
             ]
         );
-        const stats = (await api.get('/_emulator/webhooks/stats')).body;
+        const stats = (await stack.api.get('/_emulator/webhooks/stats')).body;
         assert.deepEqual([stats.attempts, stats.retries, stats.failed], [6, 4, 2]);
         assert.deepEqual(stats.answers, { 503: 6 });
 
-        sink.requests.length = 0;
+        stack.sink.requests.length = 0;
         respond = () => 429;
         await withWebhook({ integration: 'exa' });
-        await sink.waitFor(2);
+        await stack.sink.waitFor(2);
         await sleep(80);
-        assert.equal(sink.requests.length, 2, 'a 4xx is not retried, for each copy');
+        assert.equal(stack.sink.requests.length, 2, 'a 4xx is not retried, for each copy');
     });
 
     test('reorder: each copy waits a seeded random delay in the window; the same seed gives the same order', async () => {
         async function run() {
-            await api.post('/_emulator/reset');
-            sink.requests.length = 0;
+            await stack.api.post('/_emulator/reset');
+            stack.sink.requests.length = 0;
             // Concurrency 1 makes the arrival order exactly the order in which the delays end.
-            await api.post('/_emulator/webhooks/delivery', { reorderWindowMs: 300, concurrency: 1, seed: 7 });
+            await stack.api.post('/_emulator/webhooks/delivery', { reorderWindowMs: 300, concurrency: 1, seed: 7 });
             const made = await withWebhook({ integration: 'exa', count: 8 });
-            await sink.waitFor(8);
+            await stack.sink.waitFor(8);
             const deliveries = await log();
             const sent = made.map((c) => c.connection_id);
             const arrived = received().map((w) => w.connectionId);
@@ -217,28 +203,28 @@ describe('POST /_emulator/webhooks/delivery', () => {
             active -= 1;
             return 200;
         };
-        await api.post('/_emulator/webhooks/delivery', { concurrency: 2 });
+        await stack.api.post('/_emulator/webhooks/delivery', { concurrency: 2 });
         await withWebhook({ integration: 'exa', count: 6 });
-        await sink.waitFor(6);
+        await stack.sink.waitFor(6);
         await settled();
         assert.equal(peak, 2);
-        assert.equal((await api.get('/_emulator/webhooks/stats')).body.maxInFlight, 2);
+        assert.equal((await stack.api.get('/_emulator/webhooks/stats')).body.maxInFlight, 2);
 
-        await api.post('/_emulator/reset');
-        sink.requests.length = 0;
+        await stack.api.post('/_emulator/reset');
+        stack.sink.requests.length = 0;
         peak = 0;
         await withWebhook({ integration: 'exa', count: 6 });
-        await sink.waitFor(6);
+        await stack.sink.waitFor(6);
         await settled();
         assert.equal(peak, 6);
     });
 
     test('bad settings are refused; a reset restores normal delivery', async () => {
-        assertControlError(await api.post('/_emulator/webhooks/delivery', { duplicates: -1 }), /duplicates must be an integer/);
-        assertControlError(await api.post('/_emulator/webhooks/delivery', { concurrency: 1.5 }), /concurrency must be an integer/);
-        assertControlError(await api.post('/_emulator/webhooks/delivery', { shuffle: true }), /unknown field/);
-        await api.post('/_emulator/webhooks/delivery', { duplicates: 3, reorderWindowMs: 10, concurrency: 1 });
-        await api.post('/_emulator/reset');
-        assert.deepEqual((await api.get('/_emulator/webhooks/delivery')).body, { duplicates: 0, reorderWindowMs: 0, concurrency: 0 });
+        assertControlError(await stack.api.post('/_emulator/webhooks/delivery', { duplicates: -1 }), /duplicates must be an integer/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/delivery', { concurrency: 1.5 }), /concurrency must be an integer/);
+        assertControlError(await stack.api.post('/_emulator/webhooks/delivery', { shuffle: true }), /unknown field/);
+        await stack.api.post('/_emulator/webhooks/delivery', { duplicates: 3, reorderWindowMs: 10, concurrency: 1 });
+        await stack.api.post('/_emulator/reset');
+        assert.deepEqual((await stack.api.get('/_emulator/webhooks/delivery')).body, { duplicates: 0, reorderWindowMs: 0, concurrency: 0 });
     });
 });

@@ -1,6 +1,9 @@
 // Helpers for tests that drive the emulator: a webhook sink and a small HTTP client.
 // Kept outside test/ because `node --test test/` would run every .js file there as a test.
 import http from 'node:http';
+import { after, before, beforeEach } from 'node:test';
+
+import { startEmulator } from '../src/server.js';
 
 export const SECRET_KEY = '3f1c2b7e-9a4d-4c8e-b1f2-6d5e4a3b2c1d';
 export const SIGNING_KEY = 'test-signing-key';
@@ -131,4 +134,27 @@ export async function authorize(api, { integration = 'exa', apiKey = 'sk-test', 
     const token = created.body.data.token;
     const res = await api.post(`/api-auth/api-key/${integration}?connect_session_token=${token}`, { apiKey });
     return { token, res };
+}
+
+/**
+ * An in-process emulator that delivers its webhooks to a sink of this file's own, both started once
+ * for the file and reset before each test. `respond` decides the sink's answers; `config` adds to
+ * testConfig(). Returns the object whose `sink`, `emulator` and `api` (a client) the hooks fill in.
+ */
+export function emulatorWithSink({ respond, config = {} } = {}) {
+    const stack = {};
+    before(async () => {
+        stack.sink = await startSink(respond);
+        stack.emulator = await startEmulator({ port: 0, config: testConfig({ webhookUrls: [stack.sink.url], ...config }) });
+        stack.api = client(stack.emulator.url);
+    });
+    after(async () => {
+        await stack.emulator.close();
+        await stack.sink.close();
+    });
+    beforeEach(async () => {
+        await stack.api.post('/_emulator/reset');
+        stack.sink.requests.length = 0;
+    });
+    return stack;
 }
