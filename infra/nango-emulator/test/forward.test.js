@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 
 import { hmacSignature, legacySignature } from '../src/webhooks.js';
 import { SIGNING_KEY, authorize, emulatorWithSink } from '../testkit/index.js';
