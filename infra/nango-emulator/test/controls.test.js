@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { SECRET_KEY, authorize, client, createConnections, eventually, sleep, emulatorWithSink } from '../testkit/index.js';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { SECRET_KEY, authorize, createConnections, sleep, emulatorWithSink } from '../testkit/index.js';
 
